@@ -1,0 +1,23 @@
+import { Command } from "commander";
+import { VERSION } from "../lib/version.js";
+import { connectCommand } from "./commands/connect.js";
+import { serverCommands } from "./commands/servers.js";
+import { tokenCommand } from "./commands/token.js";
+
+const program = new Command()
+  .name("vigil")
+  .description("Vigil: an identity-aware access gateway for AI agents")
+  .version(VERSION)
+  .showHelpAfterError();
+
+serverCommands(program);
+tokenCommand(program);
+connectCommand(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  const e = err as Error & { code?: string };
+  process.stderr.write(`vigil: ${e.message}\n`);
+  process.exit(1);
+}

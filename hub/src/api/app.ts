@@ -1,0 +1,60 @@
+import swagger from "@fastify/swagger";
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from "fastify";
+import type { Logger } from "../../../lib/log.js";
+import type { Authenticator, Identity } from "../identity/identity.js";
+import type { LocalTokens } from "../identity/local-tokens.js";
+import type { RelayRegistry } from "../relays/registry.js";
+import { errorHandler, Forbidden } from "./errors.js";
+import { connectionRoutes } from "./routes/connections.js";
+import { infoRoutes, type HubInfo } from "./routes/info.js";
+import { relayRoutes } from "./routes/relays.js";
+import { tokenRoutes } from "./routes/tokens.js";
+
+export interface ApiDeps {
+  auth: Authenticator;
+  tokens: LocalTokens;
+  registry: RelayRegistry;
+  info: () => HubInfo;
+  log: Logger;
+}
+
+declare module "fastify" {
+  interface FastifyRequest {
+    identity?: Identity;
+  }
+}
+
+export type Api = FastifyInstance;
+
+/** The REST API: external plugins, then auth, then one route module per resource. */
+export async function buildApi(deps: ApiDeps, https?: { cert: Buffer; key: Buffer }): Promise<Api> {
+  const app = Fastify({ loggerInstance: deps.log.child({ component: "api" }) as FastifyBaseLogger, https: https ?? null }).withTypeProvider<TypeBoxTypeProvider>();
+  app.setErrorHandler(errorHandler);
+  await app.register(swagger, {
+    openapi: { info: { title: "Vigil hub API", version: "1" } },
+  });
+
+  app.get("/healthz", { schema: { hide: true } }, async () => ({ ok: true }));
+  app.get("/api/v1/openapi.json", { schema: { hide: true } }, async () => app.swagger());
+
+  await app.register(infoRoutes, { prefix: "/api/v1", info: deps.info });
+  await app.register(
+    async (scoped) => {
+      scoped.addHook("onRequest", async (req) => {
+        req.identity = await deps.auth.verifyBearer(req.headers.authorization);
+      });
+      await scoped.register(relayRoutes, { registry: deps.registry });
+      await scoped.register(connectionRoutes, { registry: deps.registry });
+      await scoped.register(tokenRoutes, { tokens: deps.tokens, requireAdmin: (req) => requireAdmin(deps.auth, req) });
+    },
+    { prefix: "/api/v1" },
+  );
+  return app;
+}
+
+function requireAdmin(auth: Authenticator, req: FastifyRequest): Identity {
+  const identity = req.identity!;
+  if (!auth.isAdmin(identity)) throw new Forbidden(`${identity.subject} is not in an admin group`);
+  return identity;
+}

@@ -1,0 +1,158 @@
+import { randomBytes, randomUUID } from "node:crypto";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import { connect as natsConnect, type NatsConnection } from "@nats-io/transport-node";
+import { ClientServiceService } from "../../proto/gen/vigil/v1/client.js";
+import { RelayServiceService } from "../../proto/gen/vigil/v1/relay.js";
+import { formatHostPort, parseHostPort } from "../../lib/address.js";
+import { dataDir } from "../../lib/config/load.js";
+import type { Config } from "../../lib/config/schema.js";
+import { loadOrCreateKey } from "../../lib/keys.js";
+import type { Logger } from "../../lib/log.js";
+import { VERSION } from "../../lib/version.js";
+import { buildApi, type Api } from "./api/app.js";
+import { handleConnect } from "./client-service.js";
+import { Authenticator } from "./identity/identity.js";
+import { LocalTokens } from "./identity/local-tokens.js";
+import { handleControl } from "./relays/control.js";
+import { FileKeyPinStore, NatsKeyPinStore, type KeyPinStore } from "./relays/key-pins.js";
+import { RelayRegistry } from "./relays/registry.js";
+import { TunnelBroker } from "./tunnels/broker.js";
+import { SessionRouter } from "./tunnels/sessions.js";
+
+export interface Hub {
+  id: string;
+  /** Where relays and `vigil connect` reach the hub, e.g. 127.0.0.1:8010. */
+  grpcAddress: string;
+  apiUrl: string;
+  enrollmentToken: string;
+  tokens: LocalTokens;
+  registry: RelayRegistry;
+  close(): Promise<void>;
+}
+
+/** gRPC settings shared by hub and relay: keepalives detect a dead peer in seconds, not minutes. */
+export const GRPC_KEEPALIVE = {
+  "grpc.keepalive_time_ms": 10_000,
+  "grpc.keepalive_timeout_ms": 5_000,
+  "grpc.keepalive_permit_without_calls": 1,
+};
+
+export async function startHub(config: Config, log: Logger): Promise<Hub> {
+  const id = config.hub.id ?? `${hostname()}-${randomUUID().slice(0, 8)}`;
+  log = log.child({ hub: id });
+  const dir = dataDir(config);
+  const nats = config.storage.nats ? await natsConnect({ servers: config.storage.nats.url, name: `vigil-hub-${id}` }) : undefined;
+
+  const pins: KeyPinStore = nats ? await NatsKeyPinStore.open(nats) : new FileKeyPinStore(join(dir, "relay-pins.json"));
+  const signingKey = loadOrCreateKey(config.identity.signingKeyFile ?? join(dir, "hub-signing.key"));
+  const tokens = new LocalTokens(signingKey, config.identity.issuer, config.identity.audience);
+  const auth = new Authenticator(tokens, config.identity.adminGroups);
+  const enrollmentToken = loadEnrollmentToken(config, dir);
+
+  const registry = new RelayRegistry();
+  const broker = new TunnelBroker(registry, config.hub.tunnelOpenTimeoutMs, log);
+  const sessions = new SessionRouter(registry, broker, log);
+
+  const tls = config.tls ? { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) } : undefined;
+  const grpcServer = new grpc.Server({ ...GRPC_KEEPALIVE, "grpc.http2.min_ping_interval_without_data_ms": 5_000 });
+  grpcServer.addService(RelayServiceService, {
+    control: (call: Parameters<typeof handleControl>[0]) =>
+      handleControl(call, { hubId: id, registry, pins, broker, enrollmentToken, heartbeatMs: config.hub.heartbeatMs, log }),
+    tunnel: (call: Parameters<TunnelBroker["attach"]>[0]) => void broker.attach(call),
+  });
+  grpcServer.addService(ClientServiceService, {
+    connect: (call: Parameters<typeof handleConnect>[0]) =>
+      void handleConnect(call, { auth, sessions, handshakeTimeoutMs: config.hub.tunnelOpenTimeoutMs, log }),
+  });
+  const credentials = tls
+    ? grpc.ServerCredentials.createSsl(null, [{ cert_chain: tls.cert, private_key: tls.key }], false)
+    : grpc.ServerCredentials.createInsecure();
+  const grpcListen = parseHostPort(config.listen.grpc);
+  const grpcPort = await new Promise<number>((resolve, reject) =>
+    grpcServer.bindAsync(formatHostPort(grpcListen), credentials, (err, port) => (err ? reject(err) : resolve(port))),
+  );
+  const grpcAddress = formatHostPort({ host: grpcListen.host, port: grpcPort });
+
+  let api: Api | undefined;
+  let apiUrl = "";
+  const heartbeats = startHeartbeats(registry, config.hub.heartbeatMs, log);
+  try {
+    api = await buildApi(
+      {
+        auth,
+        tokens,
+        registry,
+        log,
+        info: () => ({ version: VERSION, hubId: id, grpc: { address: grpcAddress, tls: !!tls }, listen: { ...config.listen, grpc: grpcAddress, api: apiUrl } }),
+      },
+      tls,
+    );
+    const apiListen = parseHostPort(config.listen.api);
+    await api.listen({ host: apiListen.host, port: apiListen.port });
+    const bound = api.server.address();
+    const port = typeof bound === "object" && bound ? bound.port : apiListen.port;
+    apiUrl = `${tls ? "https" : "http"}://${formatHostPort({ host: apiListen.host, port })}`;
+  } catch (err) {
+    clearInterval(heartbeats);
+    grpcServer.forceShutdown();
+    await nats?.close();
+    throw err;
+  }
+  log.info({ grpc: grpcAddress, api: apiUrl, tls: !!tls, storage: nats ? "nats" : "embedded" }, "hub listening");
+
+  return {
+    id,
+    grpcAddress,
+    apiUrl,
+    enrollmentToken,
+    tokens,
+    registry,
+    close: async () => {
+      clearInterval(heartbeats);
+      // Relays and clients see their streams end now and reconnect elsewhere; nothing waits on them.
+      grpcServer.forceShutdown();
+      await api?.close();
+      await closeNats(nats);
+      log.info("hub stopped");
+    },
+  };
+}
+
+/** Send a heartbeat to every relay, and drop relays that missed three of theirs. */
+function startHeartbeats(registry: RelayRegistry, intervalMs: number, log: Logger): NodeJS.Timeout {
+  const timer = setInterval(() => {
+    for (const relay of registry.stale(intervalMs * 3)) {
+      log.warn({ relay: relay.id }, "relay missed heartbeats; marking offline");
+      relay.disconnect?.();
+      registry.setStatus(relay, "offline");
+    }
+    for (const relay of registry.all()) {
+      relay.send?.({ msg: { $case: "heartbeat", value: { sentAtMs: BigInt(Date.now()), activeSessions: relay.activeSessions } } });
+    }
+  }, intervalMs);
+  timer.unref();
+  return timer;
+}
+
+/** The fleet's enrollment token: from config, from a file, or (embedded) generated once into the data dir. */
+function loadEnrollmentToken(config: Config, dir: string): string {
+  if (config.enrollment.token) return config.enrollment.token;
+  const file = config.enrollment.tokenFile ?? (config.storage.embedded ? join(dir, "enrollment.token") : undefined);
+  if (!file) throw new Error("config: enrollment.token or enrollment.tokenFile is required when storage is not embedded");
+  try {
+    return readFileSync(file, "utf8").trim();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT" || config.enrollment.tokenFile) throw err;
+    const token = randomBytes(32).toString("base64url");
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    writeFileSync(file, token + "\n", { mode: 0o600 });
+    return token;
+  }
+}
+
+async function closeNats(nc: NatsConnection | undefined): Promise<void> {
+  if (nc && !nc.isClosed()) await nc.close();
+}

@@ -1,0 +1,136 @@
+/**
+ * Vigil configuration schema. One file serves `vigil up`, `vigil hub` and `vigil relay`.
+ * Every object is closed (additionalProperties: false); defaults live here, so
+ * `Config` is the fully defaulted shape that loadConfig() returns.
+ */
+import { Type, type Static } from "typebox";
+
+const PORT = "(?:6553[0-5]|655[0-2]\\d|65[0-4]\\d{2}|6[0-4]\\d{3}|[1-5]\\d{4}|[1-9]\\d{0,3}|0)";
+const HOST = "(?:\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)";
+
+/** "host:port" or "[v6]:port", port 0–65535 (0 = pick a free port). */
+export const HOST_PORT_PATTERN = `^${HOST}:${PORT}$`;
+/** A connection target: host:port, or a URL (scheme://…). */
+export const TARGET_PATTERN = `^(?:${HOST}:${PORT}|[A-Za-z][A-Za-z0-9+.-]*://\\S+)$`;
+export const CONNECTION_NAME_PATTERN = "^[a-z0-9][a-z0-9._-]{0,62}$";
+
+export const CONNECTION_TYPES = ["postgres", "ssh", "http", "kubernetes", "tcp"] as const;
+export type ConnectionType = (typeof CONNECTION_TYPES)[number];
+
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+const closed = { additionalProperties: false } as const;
+const HostPort = (def: string) => Type.String({ pattern: HOST_PORT_PATTERN, default: def });
+const NonEmpty = () => Type.String({ minLength: 1 });
+const Millis = (def: number) => Type.Integer({ minimum: 1, default: def });
+
+export const ConnectionSchema = Type.Object(
+  {
+    name: Type.String({ pattern: CONNECTION_NAME_PATTERN }),
+    type: Type.Enum(CONNECTION_TYPES),
+    target: Type.String({ pattern: TARGET_PATTERN }),
+    /** Free-form for now; each engine validates its own credentials. */
+    credentials: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    labels: Type.Record(Type.String(), Type.String(), { default: {} }),
+  },
+  closed,
+);
+
+const Listen = Type.Object(
+  {
+    api: HostPort("127.0.0.1:8080"),
+    grpc: HostPort("127.0.0.1:8010"),
+    postgres: HostPort("127.0.0.1:15432"),
+    ssh: HostPort("127.0.0.1:2222"),
+    http: HostPort("127.0.0.1:8443"),
+  },
+  { ...closed, default: {} },
+);
+
+/** Hub server certificate (PEM files) for gRPC and the API. */
+const Tls = Type.Object({ cert: NonEmpty(), key: NonEmpty() }, closed);
+
+/** Exactly one of embedded / nats; clickhouse only alongside nats (checked in load.ts). */
+const Storage = Type.Object(
+  {
+    embedded: Type.Optional(Type.Object({ path: Type.String({ minLength: 1, default: "./data" }) }, closed)),
+    nats: Type.Optional(Type.Object({ url: NonEmpty() }, closed)),
+    clickhouse: Type.Optional(
+      Type.Object({ url: NonEmpty(), database: Type.String({ minLength: 1, default: "vigil" }) }, closed),
+    ),
+  },
+  { ...closed, default: { embedded: { path: "./data" } } },
+);
+
+const Oidc = Type.Object(
+  {
+    issuer: NonEmpty(),
+    audience: NonEmpty(),
+    groupsClaim: Type.String({ minLength: 1, default: "groups" }),
+    usernameClaim: Type.String({ minLength: 1, default: "sub" }),
+  },
+  closed,
+);
+
+const Identity = Type.Object(
+  {
+    oidc: Type.Array(Oidc, { default: [] }),
+    issuer: Type.String({ minLength: 1, default: "vigil" }),
+    audience: Type.String({ minLength: 1, default: "vigil" }),
+    signingKeyFile: Type.Optional(NonEmpty()),
+    adminGroups: Type.Array(Type.String(), { default: ["vigil-admins"] }),
+  },
+  { ...closed, default: {} },
+);
+
+/** Hub side: the token relays must present to enroll. */
+const Enrollment = Type.Object(
+  { token: Type.Optional(NonEmpty()), tokenFile: Type.Optional(NonEmpty()) },
+  { ...closed, default: {} },
+);
+
+const Hub = Type.Object(
+  { id: Type.Optional(NonEmpty()), heartbeatMs: Millis(5000), tunnelOpenTimeoutMs: Millis(10000) },
+  { ...closed, default: {} },
+);
+
+const Relay = Type.Object(
+  {
+    id: Type.Optional(NonEmpty()),
+    hub: HostPort("127.0.0.1:8010"),
+    token: Type.Optional(NonEmpty()),
+    tokenFile: Type.Optional(NonEmpty()),
+    segment: Type.String({ minLength: 1, default: "local" }),
+    keyFile: Type.Optional(NonEmpty()),
+    tls: Type.Optional(Type.Object({ ca: Type.Optional(NonEmpty()), serverName: Type.Optional(NonEmpty()) }, closed)),
+    insecure: Type.Boolean({ default: false }),
+    heartbeatMs: Millis(5000),
+    reconnect: Type.Object({ initialMs: Millis(500), maxMs: Millis(5000) }, { ...closed, default: {} }),
+    drainTimeoutMs: Millis(30000),
+    connections: Type.Array(ConnectionSchema, { default: [] }),
+  },
+  closed,
+);
+
+const Log = Type.Object({ level: Type.Enum(LOG_LEVELS, { default: "info" }) }, { ...closed, default: {} });
+
+export const ConfigSchema = Type.Object(
+  {
+    listen: Listen,
+    tls: Type.Optional(Tls),
+    storage: Storage,
+    identity: Identity,
+    enrollment: Enrollment,
+    policies: Type.Array(Type.String({ minLength: 1 }), { default: ["policies/*.yaml"] }),
+    hub: Hub,
+    relay: Type.Optional(Relay),
+    log: Log,
+  },
+  closed,
+);
+
+export type Config = Static<typeof ConfigSchema>;
+export type Connection = Static<typeof ConnectionSchema>;
+export type RelayConfig = NonNullable<Config["relay"]>;
+export type StorageConfig = Config["storage"];
