@@ -5,6 +5,7 @@ import * as grpc from "@grpc/grpc-js";
 import type { Command } from "commander";
 import { ClientServiceClient } from "../../proto/gen/vigil/v1/client.js";
 import { VigilError } from "../../lib/errors.js";
+import { CLIENT_CHANNEL_OPTIONS } from "../../lib/grpc-options.js";
 import { FrameDuplex } from "../../lib/tunnel/frame-duplex.js";
 import { errorFromFrame, readFirstFrame } from "../../lib/tunnel/frames.js";
 import { apiRequest, type ClientOptions } from "../api-client.js";
@@ -39,7 +40,7 @@ async function connect(connection: string, port: number, bind: string, opts: Cli
   const creds = info.grpc.tls
     ? grpc.credentials.createSsl(opts.ca ? readFileSync(opts.ca) : null)
     : grpc.credentials.createInsecure();
-  const grpcClient = new ClientServiceClient(info.grpc.address, creds, { "grpc.keepalive_time_ms": 10_000 });
+  const grpcClient = new ClientServiceClient(info.grpc.address, creds, CLIENT_CHANNEL_OPTIONS);
   const server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
     void serve(socket, grpcClient, connection, opts.token!);
   });
@@ -66,6 +67,8 @@ async function serve(socket: Socket, client: ClientServiceClient, connection: st
     const refused = errorFromFrame(first);
     if (refused) throw refused;
     if (first.frame?.$case !== "established") throw new VigilError("protocol_error", "hub did not establish the session");
+    const { sessionId, relayId, segment } = first.frame.value;
+    process.stderr.write(`vigil connect: session ${sessionId} via relay ${relayId} (segment ${segment})\n`);
     const tunnel = new FrameDuplex(call, { lostCode: "hub_unavailable", peer: "hub" });
     // Reset rather than close the local socket on failure, so the client sees an error, not a clean end.
     tunnel.on("error", () => socket.resetAndDestroy());

@@ -10,6 +10,7 @@ import { formatHostPort, parseHostPort } from "../../lib/address.js";
 import { dataDir } from "../../lib/config/load.js";
 import type { Config } from "../../lib/config/schema.js";
 import { loadOrCreateKey } from "../../lib/keys.js";
+import { SERVER_OPTIONS, widenServerWindows } from "../../lib/grpc-options.js";
 import type { Logger } from "../../lib/log.js";
 import { VERSION } from "../../lib/version.js";
 import { buildApi, type Api } from "./api/app.js";
@@ -33,13 +34,6 @@ export interface Hub {
   close(): Promise<void>;
 }
 
-/** gRPC settings shared by hub and relay: keepalives detect a dead peer in seconds, not minutes. */
-export const GRPC_KEEPALIVE = {
-  "grpc.keepalive_time_ms": 10_000,
-  "grpc.keepalive_timeout_ms": 5_000,
-  "grpc.keepalive_permit_without_calls": 1,
-};
-
 export async function startHub(config: Config, log: Logger): Promise<Hub> {
   const id = config.hub.id ?? `${hostname()}-${randomUUID().slice(0, 8)}`;
   log = log.child({ hub: id });
@@ -57,7 +51,7 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
   const sessions = new SessionRouter(registry, broker, log);
 
   const tls = config.tls ? { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) } : undefined;
-  const grpcServer = new grpc.Server({ ...GRPC_KEEPALIVE, "grpc.http2.min_ping_interval_without_data_ms": 5_000 });
+  const grpcServer = new grpc.Server(SERVER_OPTIONS);
   grpcServer.addService(RelayServiceService, {
     control: (call: Parameters<typeof handleControl>[0]) =>
       handleControl(call, { hubId: id, registry, pins, broker, enrollmentToken, heartbeatMs: config.hub.heartbeatMs, log }),
@@ -74,6 +68,7 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
   const grpcPort = await new Promise<number>((resolve, reject) =>
     grpcServer.bindAsync(formatHostPort(grpcListen), credentials, (err, port) => (err ? reject(err) : resolve(port))),
   );
+  widenServerWindows(grpcServer, log);
   const grpcAddress = formatHostPort({ host: grpcListen.host, port: grpcPort });
 
   let api: Api | undefined;

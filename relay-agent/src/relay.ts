@@ -8,6 +8,7 @@ import { dataDir } from "../../lib/config/load.js";
 import type { Config, Connection, RelayConfig } from "../../lib/config/schema.js";
 import { VigilError, type VigilErrorCode } from "../../lib/errors.js";
 import { helloSigningPayload, loadOrCreateKey, signEd25519, tunnelSigningPayload, type Ed25519Key } from "../../lib/keys.js";
+import { CLIENT_CHANNEL_OPTIONS } from "../../lib/grpc-options.js";
 import type { Logger } from "../../lib/log.js";
 import { FrameDuplex } from "../../lib/tunnel/frame-duplex.js";
 import { VERSION } from "../../lib/version.js";
@@ -45,11 +46,9 @@ export async function startRelay(config: Config, log: Logger): Promise<Relay> {
   const token = rc.token ?? (rc.tokenFile ? readFileSync(rc.tokenFile, "utf8").trim() : undefined);
   if (!token) throw new Error("config: relay.token or relay.tokenFile is required (the hub's enrollment token)");
   const connections = checkConnections(rc.connections);
-  const client = new RelayServiceClient(rc.hub, channelCredentials(rc), { ...KEEPALIVE });
+  const client = new RelayServiceClient(rc.hub, channelCredentials(rc), CLIENT_CHANNEL_OPTIONS);
   return new RelayAgent(id, rc, key, token, connections, client, log.child({ relay: id, segment: rc.segment })).start();
 }
-
-const KEEPALIVE = { "grpc.keepalive_time_ms": 10_000, "grpc.keepalive_timeout_ms": 5_000, "grpc.keepalive_permit_without_calls": 1 };
 
 function channelCredentials(rc: RelayConfig): grpc.ChannelCredentials {
   if (rc.tls) return grpc.credentials.createSsl(rc.tls.ca ? readFileSync(rc.tls.ca) : null);
