@@ -1,0 +1,137 @@
+import { connect, type Socket } from "node:net";
+import { freePort } from "./services.js";
+import { api, spawnVigil, type VigilProcess, type Workdir } from "./vigil.js";
+
+export interface HubHandle {
+  proc: VigilProcess;
+  api: string;
+  grpc: string;
+  grpcPort: number;
+  apiPort: number;
+  enrollmentToken: string;
+  configFile: string;
+  adminToken: string;
+}
+
+const ENROLLMENT = "test-enrollment-token-0123456789";
+
+/** Start a real `vigil hub` process on fixed free ports (so a restart keeps its address). */
+export async function startHubProcess(
+  dir: Workdir,
+  opts: { name?: string; apiPort?: number; grpcPort?: number; extra?: object; env?: Record<string, string> } = {},
+): Promise<HubHandle> {
+  const name = opts.name ?? "hub";
+  const apiPort = opts.apiPort ?? (await freePort());
+  const grpcPort = opts.grpcPort ?? (await freePort());
+  const configFile = dir.writeConfig(`${name}.yaml`, {
+    listen: { api: `127.0.0.1:${apiPort}`, grpc: `127.0.0.1:${grpcPort}` },
+    storage: { embedded: { path: dir.file(`${name}-data`) } },
+    enrollment: { token: ENROLLMENT },
+    hub: { id: name, heartbeatMs: 500 },
+    ...opts.extra,
+  });
+  const proc = spawnVigil(name, ["hub", "--config", configFile], opts.env);
+  await proc.waitFor(/gRPC 127\.0\.0\.1:\d+/);
+  const scheme = (opts.extra as { tls?: unknown } | undefined)?.tls ? "https" : "http";
+  const handle: HubHandle = {
+    proc,
+    api: `${scheme}://127.0.0.1:${apiPort}`,
+    grpc: `127.0.0.1:${grpcPort}`,
+    grpcPort,
+    apiPort,
+    enrollmentToken: ENROLLMENT,
+    configFile,
+    adminToken: "",
+  };
+  const mint = spawnVigil("token create --config", ["token", "create", "--config", configFile, "--name", "admin", "--groups", "vigil-admins", "--ttl", "1h"]);
+  const { code } = await mint.exited;
+  if (code !== 0) throw new Error(`offline token create failed: ${mint.stderr}`);
+  handle.adminToken = mint.stdout.trim();
+  return handle;
+}
+
+export interface RelayOptions {
+  id: string;
+  hub: string;
+  connections: { name: string; type: string; target: string; labels?: Record<string, string> }[];
+  token?: string;
+  keyFile?: string;
+  segment?: string;
+  extra?: object;
+}
+
+export function startRelayProcess(dir: Workdir, opts: RelayOptions): VigilProcess {
+  const configFile = dir.writeConfig(`relay-${opts.id}-${Math.random().toString(36).slice(2, 8)}.yaml`, {
+    relay: {
+      id: opts.id,
+      hub: opts.hub,
+      token: opts.token ?? ENROLLMENT,
+      segment: opts.segment ?? "local",
+      keyFile: opts.keyFile ?? dir.file(`relay-${opts.id}.key`),
+      heartbeatMs: 500,
+      reconnect: { initialMs: 200, maxMs: 1000 },
+      drainTimeoutMs: 20_000,
+      connections: opts.connections,
+      ...opts.extra,
+    },
+    storage: { embedded: { path: dir.file(`relay-${opts.id}-data`) } },
+  });
+  return spawnVigil(`relay ${opts.id}`, ["relay", "--config", configFile]);
+}
+
+/** Issue a token through the real CLI (`vigil token create`), using a hub-signed admin token. */
+export async function createToken(hub: HubHandle, adminToken: string, name: string, groups: string[] = [], env: Record<string, string> = {}): Promise<string> {
+  const proc = spawnVigil("token create", ["token", "create", "--name", name, "--groups", groups.join(","), "--ttl", "1h", "--hub", hub.api], {
+    VIGIL_TOKEN: adminToken,
+    ...env,
+  });
+  const { code } = await proc.exited;
+  if (code !== 0) throw new Error(`vigil token create failed (${code}): ${proc.stderr}`);
+  return proc.stdout.trim();
+}
+
+export async function relayStatus(hub: HubHandle, token: string, id: string): Promise<string | undefined> {
+  const res = await api(hub.api, "/api/v1/relays", token);
+  const relays = res.body.relays as { id: string; status: string }[];
+  return relays.find((r) => r.id === id)?.status;
+}
+
+/** Start `vigil connect <connection> --port N` and wait until it listens. */
+export async function startConnect(hub: HubHandle, token: string, connection: string, port: number, env: Record<string, string> = {}): Promise<VigilProcess> {
+  const proc = spawnVigil(`connect ${connection}`, ["connect", connection, "--port", String(port), "--hub", hub.api], {
+    VIGIL_TOKEN: token,
+    ...env,
+  });
+  await proc.waitFor(/listening on 127\.0\.0\.1:\d+/);
+  return proc;
+}
+
+/** Open a TCP connection and resolve once connected. */
+export function dial(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host: "127.0.0.1", port, allowHalfOpen: true }, () => resolve(s));
+    s.once("error", reject);
+  });
+}
+
+/** Send `payload` through a socket to an echo target and read the same number of bytes back. */
+export function echoRoundTrip(socket: Socket, payload: Buffer, timeoutMs = 10_000): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let got = 0;
+    const timer = setTimeout(() => reject(new Error(`echo timed out after ${got}/${payload.length} bytes`)), timeoutMs);
+    const onData = (d: Buffer) => {
+      chunks.push(d);
+      got += d.length;
+      if (got >= payload.length) {
+        clearTimeout(timer);
+        socket.off("data", onData);
+        resolve(Buffer.concat(chunks));
+      }
+    };
+    socket.on("data", onData);
+    socket.once("error", (e) => (clearTimeout(timer), reject(e)));
+    socket.once("close", () => got < payload.length && (clearTimeout(timer), reject(new Error(`closed after ${got} bytes`))));
+    socket.write(payload);
+  });
+}
