@@ -1,4 +1,5 @@
 import type { Http2Session } from "node:http2";
+import type { Socket } from "node:net";
 import type { Server } from "@grpc/grpc-js";
 import type { Logger } from "./log.js";
 
@@ -24,17 +25,19 @@ export const CLIENT_CHANNEL_OPTIONS = { ...KEEPALIVE, "grpc-node.flow_control_wi
 export const SERVER_OPTIONS = { ...KEEPALIVE, "grpc.http2.min_ping_interval_without_data_ms": 5_000 };
 
 /**
- * grpc-js has no server option for flow-control windows, so widen them on each new HTTP/2 session.
+ * grpc-js has no server option for flow-control windows or TCP_NODELAY, so set them on each new connection.
  * This reaches into grpc-js's `http2Servers` (private): if a grpc-js upgrade removes it, tunnels keep
  * working at the default window, and the warning below says why throughput dropped.
  */
-export function widenServerWindows(server: Server, log: Logger): void {
+export function tuneServerTransport(server: Server, log: Logger): void {
   const servers = (server as unknown as { http2Servers?: Map<NodeJS.EventEmitter, unknown> }).http2Servers;
   if (!(servers instanceof Map) || servers.size === 0) {
     log.warn("cannot widen HTTP/2 windows on this grpc-js version; tunnel throughput will be limited");
     return;
   }
   for (const http2Server of servers.keys()) {
+    // grpc-js sets TCP_NODELAY only on the connections it dials; a tunnel's small frames must not wait for Nagle.
+    http2Server.on("connection", (socket: Socket) => socket.setNoDelay(true));
     http2Server.on("session", (session: Http2Session) => {
       session.settings({ initialWindowSize: STREAM_WINDOW });
       session.once("localSettings", () => session.setLocalWindowSize(CONNECTION_WINDOW));

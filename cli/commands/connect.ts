@@ -3,11 +3,12 @@ import { createServer, type Socket } from "node:net";
 import { pipeline } from "node:stream/promises";
 import * as grpc from "@grpc/grpc-js";
 import type { Command } from "commander";
-import { ClientServiceClient } from "../../proto/gen/vigil/v1/client.js";
+import type { ClientServiceClient } from "../../proto/gen/vigil/v1/client.js";
 import { VigilError } from "../../lib/errors.js";
 import { CLIENT_CHANNEL_OPTIONS } from "../../lib/grpc-options.js";
 import { FrameDuplex } from "../../lib/tunnel/frame-duplex.js";
 import { errorFromFrame, readFirstFrame } from "../../lib/tunnel/frames.js";
+import { ConnectClient } from "../../lib/tunnel/services.js";
 import { apiRequest, type ClientOptions } from "../api-client.js";
 import { clientOptions, withClientOptions } from "../options.js";
 
@@ -40,7 +41,7 @@ async function connect(connection: string, port: number, bind: string, opts: Cli
   const creds = info.grpc.tls
     ? grpc.credentials.createSsl(opts.ca ? readFileSync(opts.ca) : null)
     : grpc.credentials.createInsecure();
-  const grpcClient = new ClientServiceClient(info.grpc.address, creds, CLIENT_CHANNEL_OPTIONS);
+  const grpcClient = new ConnectClient(info.grpc.address, creds, CLIENT_CHANNEL_OPTIONS);
   const server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
     void serve(socket, grpcClient, connection, opts.token!);
   });

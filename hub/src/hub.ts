@@ -4,13 +4,12 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { connect as natsConnect, type NatsConnection } from "@nats-io/transport-node";
-import { ClientServiceService } from "../../proto/gen/vigil/v1/client.js";
-import { RelayServiceService } from "../../proto/gen/vigil/v1/relay.js";
 import { formatHostPort, parseHostPort } from "../../lib/address.js";
 import { dataDir } from "../../lib/config/load.js";
 import type { Config } from "../../lib/config/schema.js";
 import { loadOrCreateKey } from "../../lib/keys.js";
-import { SERVER_OPTIONS, widenServerWindows } from "../../lib/grpc-options.js";
+import { ClientService, RelayService } from "../../lib/tunnel/services.js";
+import { SERVER_OPTIONS, tuneServerTransport } from "../../lib/grpc-options.js";
 import type { Logger } from "../../lib/log.js";
 import { VERSION } from "../../lib/version.js";
 import { buildApi, type Api } from "./api/app.js";
@@ -52,12 +51,12 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
 
   const tls = config.tls ? { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) } : undefined;
   const grpcServer = new grpc.Server(SERVER_OPTIONS);
-  grpcServer.addService(RelayServiceService, {
+  grpcServer.addService(RelayService, {
     control: (call: Parameters<typeof handleControl>[0]) =>
       handleControl(call, { hubId: id, registry, pins, broker, enrollmentToken, heartbeatMs: config.hub.heartbeatMs, log }),
     tunnel: (call: Parameters<TunnelBroker["attach"]>[0]) => void broker.attach(call),
   });
-  grpcServer.addService(ClientServiceService, {
+  grpcServer.addService(ClientService, {
     connect: (call: Parameters<typeof handleConnect>[0]) =>
       void handleConnect(call, { auth, sessions, handshakeTimeoutMs: config.hub.tunnelOpenTimeoutMs, log }),
   });
@@ -68,7 +67,7 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
   const grpcPort = await new Promise<number>((resolve, reject) =>
     grpcServer.bindAsync(formatHostPort(grpcListen), credentials, (err, port) => (err ? reject(err) : resolve(port))),
   );
-  widenServerWindows(grpcServer, log);
+  tuneServerTransport(grpcServer, log);
   const grpcAddress = formatHostPort({ host: grpcListen.host, port: grpcPort });
 
   let api: Api | undefined;

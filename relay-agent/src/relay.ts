@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
-import { RelayServiceClient, type ControlRequest, type ControlResponse, type OpenTunnel } from "../../proto/gen/vigil/v1/relay.js";
+import { type RelayServiceClient, type ControlRequest, type ControlResponse, type OpenTunnel } from "../../proto/gen/vigil/v1/relay.js";
 import { isLoopback, parseHostPort } from "../../lib/address.js";
 import { dataDir } from "../../lib/config/load.js";
 import type { Config, Connection, RelayConfig } from "../../lib/config/schema.js";
@@ -11,6 +11,7 @@ import { helloSigningPayload, loadOrCreateKey, signEd25519, tunnelSigningPayload
 import { CLIENT_CHANNEL_OPTIONS } from "../../lib/grpc-options.js";
 import type { Logger } from "../../lib/log.js";
 import { FrameDuplex } from "../../lib/tunnel/frame-duplex.js";
+import { RelayClient } from "../../lib/tunnel/services.js";
 import { VERSION } from "../../lib/version.js";
 import { engineFor, SUPPORTED_TYPES } from "./engines/index.js";
 
@@ -46,7 +47,7 @@ export async function startRelay(config: Config, log: Logger): Promise<Relay> {
   const token = rc.token ?? (rc.tokenFile ? readFileSync(rc.tokenFile, "utf8").trim() : undefined);
   if (!token) throw new Error("config: relay.token or relay.tokenFile is required (the hub's enrollment token)");
   const connections = checkConnections(rc.connections);
-  const client = new RelayServiceClient(rc.hub, channelCredentials(rc), CLIENT_CHANNEL_OPTIONS);
+  const client = new RelayClient(rc.hub, channelCredentials(rc), CLIENT_CHANNEL_OPTIONS);
   return new RelayAgent(id, rc, key, token, connections, client, log.child({ relay: id, segment: rc.segment })).start();
 }
 
