@@ -55,7 +55,10 @@ function table(r: BenchResult): string {
     "",
     "| metric | direct | through Vigil | ratio (Vigil ÷ direct) | target |",
     "|---|---:|---:|---:|---|",
-    ...r.rows.map((row) => `| ${row.metric} | ${fmt(row.direct)} ${row.unit} | ${fmt(row.vigil)} ${row.unit} | ${row.ratio.toFixed(2)}× | ${row.target ?? ""} |`),
+    ...r.rows.map(
+      (row) =>
+        `| ${row.metric} | ${fmt(row.direct)} ${row.unit} | ${fmt(row.vigil)} ${row.unit} | ${row.ratio.toFixed(2)}× | ${row.target ?? ""} |`,
+    ),
   ];
   if (r.notes.length) lines.push("", ...r.notes.map((n) => `- ${n}`));
   return lines.join("\n");

@@ -37,16 +37,30 @@ export function apiRequest<T>(opts: ClientOptions, method: string, path: string,
         try {
           json = text ? JSON.parse(text) : undefined;
         } catch {
-          return reject(new ApiError(res.statusCode ?? 0, "VIGIL_ERR_BAD_RESPONSE", `hub answered with non-JSON: ${text.slice(0, 200)}`));
+          return reject(
+            new ApiError(
+              res.statusCode ?? 0,
+              "VIGIL_ERR_BAD_RESPONSE",
+              `hub answered with non-JSON: ${text.slice(0, 200)}`,
+            ),
+          );
         }
         if ((res.statusCode ?? 500) >= 400) {
           const err = (json as { error?: { code?: string; message?: string } } | undefined)?.error;
-          return reject(new ApiError(res.statusCode ?? 500, err?.code ?? "VIGIL_ERR_HTTP", err?.message ?? `HTTP ${res.statusCode}`));
+          return reject(
+            new ApiError(
+              res.statusCode ?? 500,
+              err?.code ?? "VIGIL_ERR_HTTP",
+              err?.message ?? `HTTP ${res.statusCode}`,
+            ),
+          );
         }
         resolve(json as T);
       });
     });
-    req.on("error", (err) => reject(new ApiError(0, "VIGIL_ERR_UNREACHABLE", `cannot reach the hub at ${opts.hub}: ${err.message}`)));
+    req.on("error", (err) =>
+      reject(new ApiError(0, "VIGIL_ERR_UNREACHABLE", `cannot reach the hub at ${opts.hub}: ${err.message}`)),
+    );
     req.end(payload);
   });
 }

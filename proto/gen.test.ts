@@ -18,11 +18,19 @@ describe("proto", function () {
     try {
       await exec(bin("buf"), ["generate", "--output", out], { cwd: repo });
       const fresh = join(out, "proto/gen/vigil/v1");
-      await exec(bin("prettier"), ["--config", join(repo, ".prettierrc.json"), "--log-level", "warn", "--write", fresh], { cwd: repo });
+      await exec(
+        bin("prettier"),
+        ["--config", join(repo, ".prettierrc.json"), "--log-level", "warn", "--write", fresh],
+        { cwd: repo },
+      );
       const committed = join(repo, "proto/gen/vigil/v1");
       assert.deepEqual(readdirSync(fresh).sort(), readdirSync(committed).sort());
       for (const f of readdirSync(fresh)) {
-        assert.equal(readFileSync(join(committed, f), "utf8"), readFileSync(join(fresh, f), "utf8"), `proto/gen/vigil/v1/${f} is stale: run npm run proto`);
+        assert.equal(
+          readFileSync(join(committed, f), "utf8"),
+          readFileSync(join(fresh, f), "utf8"),
+          `proto/gen/vigil/v1/${f} is stale: run npm run proto`,
+        );
       }
     } finally {
       rmSync(out, { recursive: true, force: true });

@@ -36,7 +36,10 @@ describe("npm start", function () {
       },
     });
     up = new VigilProcess(child, "npm start");
-    await up.waitFor(/Connect:\n  export VIGIL_TOKEN=\$\(cat .*admin\.token\)\n  npx vigil connect echo --port 6543 --hub http:\/\/127\.0\.0\.1:\d+/, 60_000);
+    await up.waitFor(
+      /Connect:\n {2}export VIGIL_TOKEN=\$\(cat .*admin\.token\)\n {2}npx vigil connect echo --port 6543 --hub http:\/\/127\.0\.0\.1:\d+/,
+      60_000,
+    );
     assert.match(up.stdout, new RegExp(`API +http://127\\.0\\.0\\.1:${apiPort}`));
     assert.match(up.stdout, /connections +echo \(tcp → 127\.0\.0\.1:\d+\)/);
 

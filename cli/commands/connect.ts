@@ -36,7 +36,9 @@ async function connect(connection: string, port: number, bind: string, opts: Cli
   const info = await apiRequest<Info>(opts, "GET", "api/v1/info");
   const { connections } = await apiRequest<{ connections: { name: string }[] }>(opts, "GET", "api/v1/connections");
   if (!connections.some((c) => c.name === connection)) {
-    throw new Error(`unknown connection "${connection}" (known: ${connections.map((c) => c.name).join(", ") || "none"})`);
+    throw new Error(
+      `unknown connection "${connection}" (known: ${connections.map((c) => c.name).join(", ") || "none"})`,
+    );
   }
   const creds = info.grpc.tls
     ? grpc.credentials.createSsl(opts.ca ? readFileSync(opts.ca) : null)
@@ -67,7 +69,8 @@ async function serve(socket: Socket, client: ClientServiceClient, connection: st
     const first = await readFirstFrame(call, "hub_unavailable", 30_000);
     const refused = errorFromFrame(first);
     if (refused) throw refused;
-    if (first.frame?.$case !== "established") throw new VigilError("protocol_error", "hub did not establish the session");
+    if (first.frame?.$case !== "established")
+      throw new VigilError("protocol_error", "hub did not establish the session");
     const { sessionId, relayId, segment } = first.frame.value;
     process.stderr.write(`vigil connect: session ${sessionId} via relay ${relayId} (segment ${segment})\n`);
     const tunnel = new FrameDuplex(call, { lostCode: "hub_unavailable", peer: "hub" });
@@ -76,7 +79,9 @@ async function serve(socket: Socket, client: ClientServiceClient, connection: st
     await pipeline(socket, tunnel, socket);
   } catch (err) {
     const e = err as Error & { code?: string };
-    process.stderr.write(`vigil connect: session to ${connection} failed: ${e.code ? `${e.code}: ` : ""}${e.message}\n`);
+    process.stderr.write(
+      `vigil connect: session to ${connection} failed: ${e.code ? `${e.code}: ` : ""}${e.message}\n`,
+    );
     socket.resetAndDestroy();
     call.cancel();
   }

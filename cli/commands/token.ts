@@ -25,10 +25,19 @@ export function tokenCommand(program: Command): void {
       .option("--ttl <duration>", "lifetime: 30m, 1h, 7d", "1h")
       .option("--config <file>", "sign offline with the hub's own key from this hub config (bootstrap, no API call)"),
   ).action(async (opts: CreateOptions, cmd: Command) => {
-    const groups = opts.groups.split(",").map((g) => g.trim()).filter(Boolean);
+    const groups = opts.groups
+      .split(",")
+      .map((g) => g.trim())
+      .filter(Boolean);
     const token = opts.config
       ? await signOffline(opts.config, opts.name, groups, opts.ttl)
-      : (await apiRequest<{ token: string }>(clientOptions(cmd), "POST", "api/v1/tokens", { name: opts.name, groups, ttl: opts.ttl })).token;
+      : (
+          await apiRequest<{ token: string }>(clientOptions(cmd), "POST", "api/v1/tokens", {
+            name: opts.name,
+            groups,
+            ttl: opts.ttl,
+          })
+        ).token;
     process.stdout.write(token + "\n");
   });
 }

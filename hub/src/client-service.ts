@@ -15,7 +15,10 @@ export interface ConnectDeps {
 }
 
 /** ClientService.Connect: `vigil connect` — token in metadata, `open` frame, then bytes to the relay. */
-export async function handleConnect(call: ServerDuplexStream<TunnelFrame, TunnelFrame>, deps: ConnectDeps): Promise<void> {
+export async function handleConnect(
+  call: ServerDuplexStream<TunnelFrame, TunnelFrame>,
+  deps: ConnectDeps,
+): Promise<void> {
   const peer = call.getPeer();
   let log = deps.log.child({ peer });
   try {

@@ -37,7 +37,9 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
   const id = config.hub.id ?? `${hostname()}-${randomUUID().slice(0, 8)}`;
   log = log.child({ hub: id });
   const dir = dataDir(config);
-  const nats = config.storage.nats ? await natsConnect({ servers: config.storage.nats.url, name: `vigil-hub-${id}` }) : undefined;
+  const nats = config.storage.nats
+    ? await natsConnect({ servers: config.storage.nats.url, name: `vigil-hub-${id}` })
+    : undefined;
 
   const pins: KeyPinStore = nats ? await NatsKeyPinStore.open(nats) : new FileKeyPinStore(join(dir, "relay-pins.json"));
   const signingKey = loadOrCreateKey(config.identity.signingKeyFile ?? join(dir, "hub-signing.key"));
@@ -53,7 +55,15 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
   const grpcServer = new grpc.Server(SERVER_OPTIONS);
   grpcServer.addService(RelayService, {
     control: (call: Parameters<typeof handleControl>[0]) =>
-      handleControl(call, { hubId: id, registry, pins, broker, enrollmentToken, heartbeatMs: config.hub.heartbeatMs, log }),
+      handleControl(call, {
+        hubId: id,
+        registry,
+        pins,
+        broker,
+        enrollmentToken,
+        heartbeatMs: config.hub.heartbeatMs,
+        log,
+      }),
     tunnel: (call: Parameters<TunnelBroker["attach"]>[0]) => void broker.attach(call),
   });
   grpcServer.addService(ClientService, {
@@ -80,7 +90,12 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
         tokens,
         registry,
         log,
-        info: () => ({ version: VERSION, hubId: id, grpc: { address: grpcAddress, tls: !!tls }, listen: { ...config.listen, grpc: grpcAddress, api: apiUrl } }),
+        info: () => ({
+          version: VERSION,
+          hubId: id,
+          grpc: { address: grpcAddress, tls: !!tls },
+          listen: { ...config.listen, grpc: grpcAddress, api: apiUrl },
+        }),
       },
       tls,
     );
@@ -124,7 +139,9 @@ function startHeartbeats(registry: RelayRegistry, intervalMs: number, log: Logge
       registry.setStatus(relay, "offline");
     }
     for (const relay of registry.all()) {
-      relay.send?.({ msg: { $case: "heartbeat", value: { sentAtMs: BigInt(Date.now()), activeSessions: relay.activeSessions } } });
+      relay.send?.({
+        msg: { $case: "heartbeat", value: { sentAtMs: BigInt(Date.now()), activeSessions: relay.activeSessions } },
+      });
     }
   }, intervalMs);
   timer.unref();
@@ -135,7 +152,8 @@ function startHeartbeats(registry: RelayRegistry, intervalMs: number, log: Logge
 function loadEnrollmentToken(config: Config, dir: string): string {
   if (config.enrollment.token) return config.enrollment.token;
   const file = config.enrollment.tokenFile ?? (config.storage.embedded ? join(dir, "enrollment.token") : undefined);
-  if (!file) throw new Error("config: enrollment.token or enrollment.tokenFile is required when storage is not embedded");
+  if (!file)
+    throw new Error("config: enrollment.token or enrollment.tokenFile is required when storage is not embedded");
   try {
     return readFileSync(file, "utf8").trim();
   } catch (err) {

@@ -18,7 +18,8 @@ const frames: TunnelFrame[] = [
 
 describe("tunnel frame codec", () => {
   it("encodes exactly as the generated encoder", () => {
-    for (const f of frames) assert.ok(encodeFrame(f).equals(Buffer.from(TunnelFrame.encode(f).finish())), f.frame?.$case);
+    for (const f of frames)
+      assert.ok(encodeFrame(f).equals(Buffer.from(TunnelFrame.encode(f).finish())), f.frame?.$case);
   });
 
   it("decodes to what the generated decoder yields", () => {
@@ -30,7 +31,10 @@ describe("tunnel frame codec", () => {
 
   it("falls back to the generated decoder when a data field is not the whole message", () => {
     const data = Buffer.from(TunnelFrame.encode({ frame: { $case: "data", value: Buffer.from("abc") } }).finish());
-    const withTrailer = Buffer.concat([data, Buffer.from(TunnelFrame.encode({ frame: { $case: "halfClose", value: {} } }).finish())]);
+    const withTrailer = Buffer.concat([
+      data,
+      Buffer.from(TunnelFrame.encode({ frame: { $case: "halfClose", value: {} } }).finish()),
+    ]);
     assert.deepEqual(decodeFrame(withTrailer), TunnelFrame.decode(withTrailer)); // protobuf: the last oneof field wins
     const truncated = data.subarray(0, data.length - 1);
     assert.throws(() => decodeFrame(truncated));

@@ -11,10 +11,26 @@ const frameCodec = {
 };
 
 /** The generated service definitions, with the byte-carrying methods on the fast frame codec. */
-export const RelayService = { ...RelayServiceService, tunnel: { ...RelayServiceService.tunnel, ...frameCodec } } as const;
-export const ClientService = { ...ClientServiceService, connect: { ...ClientServiceService.connect, ...frameCodec } } as const;
+export const RelayService = {
+  ...RelayServiceService,
+  tunnel: { ...RelayServiceService.tunnel, ...frameCodec },
+} as const;
+export const ClientService = {
+  ...ClientServiceService,
+  connect: { ...ClientServiceService.connect, ...frameCodec },
+} as const;
 
-type ClientConstructor<T> = new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>) => T;
+type ClientConstructor<T> = new (
+  address: string,
+  credentials: ChannelCredentials,
+  options?: Partial<ClientOptions>,
+) => T;
 
-export const RelayClient = makeGenericClientConstructor(RelayService, "vigil.v1.RelayService") as unknown as ClientConstructor<RelayServiceClient>;
-export const ConnectClient = makeGenericClientConstructor(ClientService, "vigil.v1.ClientService") as unknown as ClientConstructor<ClientServiceClient>;
+export const RelayClient = makeGenericClientConstructor(
+  RelayService,
+  "vigil.v1.RelayService",
+) as unknown as ClientConstructor<RelayServiceClient>;
+export const ConnectClient = makeGenericClientConstructor(
+  ClientService,
+  "vigil.v1.ClientService",
+) as unknown as ClientConstructor<ClientServiceClient>;

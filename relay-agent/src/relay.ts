@@ -2,12 +2,23 @@ import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
-import { type RelayServiceClient, type ControlRequest, type ControlResponse, type OpenTunnel } from "../../proto/gen/vigil/v1/relay.js";
+import {
+  type RelayServiceClient,
+  type ControlRequest,
+  type ControlResponse,
+  type OpenTunnel,
+} from "../../proto/gen/vigil/v1/relay.js";
 import { isLoopback, parseHostPort } from "../../lib/address.js";
 import { dataDir } from "../../lib/config/load.js";
 import type { Config, Connection, RelayConfig } from "../../lib/config/schema.js";
 import { VigilError, type VigilErrorCode } from "../../lib/errors.js";
-import { helloSigningPayload, loadOrCreateKey, signEd25519, tunnelSigningPayload, type Ed25519Key } from "../../lib/keys.js";
+import {
+  helloSigningPayload,
+  loadOrCreateKey,
+  signEd25519,
+  tunnelSigningPayload,
+  type Ed25519Key,
+} from "../../lib/keys.js";
 import { CLIENT_CHANNEL_OPTIONS } from "../../lib/grpc-options.js";
 import type { Logger } from "../../lib/log.js";
 import { FrameDuplex } from "../../lib/tunnel/frame-duplex.js";
@@ -55,7 +66,9 @@ function channelCredentials(rc: RelayConfig): grpc.ChannelCredentials {
   if (rc.tls) return grpc.credentials.createSsl(rc.tls.ca ? readFileSync(rc.tls.ca) : null);
   const { host } = parseHostPort(rc.hub);
   if (!isLoopback(host) && !rc.insecure) {
-    throw new Error(`config: relay.hub ${rc.hub} is not on loopback; set relay.tls (or relay.insecure: true to send plaintext)`);
+    throw new Error(
+      `config: relay.hub ${rc.hub} is not on loopback; set relay.tls (or relay.insecure: true to send plaintext)`,
+    );
   }
   return grpc.credentials.createInsecure();
 }
@@ -63,7 +76,9 @@ function channelCredentials(rc: RelayConfig): grpc.ChannelCredentials {
 function checkConnections(list: readonly Connection[]): Map<string, Connection> {
   for (const c of list) {
     if (!engineFor(c.type)) {
-      throw new Error(`config: relay connection "${c.name}": type ${c.type} has no engine in this relay yet (supported: ${SUPPORTED_TYPES.join(", ")})`);
+      throw new Error(
+        `config: relay connection "${c.name}": type ${c.type} has no engine in this relay yet (supported: ${SUPPORTED_TYPES.join(", ")})`,
+      );
     }
   }
   return new Map(list.map((c) => [c.name, c]));
@@ -151,7 +166,12 @@ class RelayAgent {
                 call.cancel();
                 return;
               }
-              call.write({ msg: { $case: "heartbeat", value: { sentAtMs: BigInt(Date.now()), activeSessions: this.sessions.size } } });
+              call.write({
+                msg: {
+                  $case: "heartbeat",
+                  value: { sentAtMs: BigInt(Date.now()), activeSessions: this.sessions.size },
+                },
+              });
             }, interval);
             this.log.info({ hub: msg.value.hubId }, "enrolled with hub");
             if (this.draining) call.write({ msg: { $case: "drain", value: { reason: "relay is draining" } } });

@@ -3,7 +3,15 @@ import { createHash } from "node:crypto";
 import { freePort } from "../support/services.js";
 import { sourceServer, type Target } from "../support/targets.js";
 import { eventually, sleep, Workdir, type VigilProcess } from "../support/vigil.js";
-import { createToken, dial, relayStatus, startConnect, startHubProcess, startRelayProcess, type HubHandle } from "../support/mesh.js";
+import {
+  createToken,
+  dial,
+  relayStatus,
+  startConnect,
+  startHubProcess,
+  startRelayProcess,
+  type HubHandle,
+} from "../support/mesh.js";
 
 const GIB = 1024 ** 3;
 // Unbounded buffering anywhere on the path would hold a large part of the 1 GiB; a bounded path
@@ -21,8 +29,14 @@ describe("bulk transfer to a slow reader", function () {
   before(async () => {
     source = await sourceServer(GIB);
     hub = await startHubProcess(dir);
-    relay = startRelayProcess(dir, { id: "relay-bulk", hub: hub.grpc, connections: [{ name: "source", type: "tcp", target: source.address }] });
-    await eventually("relay online", async () => ((await relayStatus(hub, hub.adminToken, "relay-bulk")) === "online" ? true : undefined));
+    relay = startRelayProcess(dir, {
+      id: "relay-bulk",
+      hub: hub.grpc,
+      connections: [{ name: "source", type: "tcp", target: source.address }],
+    });
+    await eventually("relay online", async () =>
+      (await relayStatus(hub, hub.adminToken, "relay-bulk")) === "online" ? true : undefined,
+    );
   });
 
   after(async () => {
@@ -57,9 +71,12 @@ describe("bulk transfer to a slow reader", function () {
     });
     const seconds = (Date.now() - started) / 1000;
     const peaks = { hub: hub.proc.peakRssMiB(), relay: relay.peakRssMiB(), connect: connect.peakRssMiB() };
-    console.log(`      1 GiB in ${seconds.toFixed(1)} s; peak RSS MiB: hub ${peaks.hub.toFixed(0)}, relay ${peaks.relay.toFixed(0)}, vigil connect ${peaks.connect.toFixed(0)}`);
+    console.log(
+      `      1 GiB in ${seconds.toFixed(1)} s; peak RSS MiB: hub ${peaks.hub.toFixed(0)}, relay ${peaks.relay.toFixed(0)}, vigil connect ${peaks.connect.toFixed(0)}`,
+    );
     assert.equal(received, GIB);
     assert.equal(hash.digest("hex"), source.sha256);
-    for (const [name, mib] of Object.entries(peaks)) assert.ok(mib < RSS_LIMIT_MIB, `${name} peak RSS ${mib.toFixed(0)} MiB`);
+    for (const [name, mib] of Object.entries(peaks))
+      assert.ok(mib < RSS_LIMIT_MIB, `${name} peak RSS ${mib.toFixed(0)} MiB`);
   });
 });

@@ -34,15 +34,24 @@ describe("two hubs sharing NATS", function () {
     const id = `relay-${Date.now().toString(36)}`; // NATS outlives this test file: use a fresh id
     const conns = [{ name: "echo", type: "tcp", target: echo.address }];
     relays.push(startRelayProcess(dir, { id, hub: hub1.grpc, connections: conns, keyFile: dir.file("genuine.key") }));
-    await eventually("relay online at hub-1", async () => ((await relayStatus(hub1, hub1.adminToken, id)) === "online" ? true : undefined));
+    await eventually("relay online at hub-1", async () =>
+      (await relayStatus(hub1, hub1.adminToken, id)) === "online" ? true : undefined,
+    );
 
-    const impostor = startRelayProcess(dir, { id, hub: hub2.grpc, connections: conns, keyFile: dir.file("impostor.key") });
+    const impostor = startRelayProcess(dir, {
+      id,
+      hub: hub2.grpc,
+      connections: conns,
+      keyFile: dir.file("impostor.key"),
+    });
     relays.push(impostor);
     assert.equal((await impostor.exited).code, 2);
     assert.match(impostor.stderr, /key_mismatch/);
 
     relays.push(startRelayProcess(dir, { id, hub: hub2.grpc, connections: conns, keyFile: dir.file("genuine.key") }));
-    await eventually("genuine relay online at hub-2", async () => ((await relayStatus(hub2, hub2.adminToken, id)) === "online" ? true : undefined));
+    await eventually("genuine relay online at hub-2", async () =>
+      (await relayStatus(hub2, hub2.adminToken, id)) === "online" ? true : undefined,
+    );
   });
 
   it("a token signed by one hub is accepted by the other", async () => {
@@ -58,10 +67,16 @@ describe("configuration errors at the command line", function () {
   after(() => dir.cleanup());
 
   it("a bad config stops the process with one error naming the key", async () => {
-    const file = dir.writeConfig("bad.yaml", { listen: { api: "127.0.0.1:8080" }, relay: { connections: [{ name: "db", type: "mysql", target: "127.0.0.1:3306" }] } });
+    const file = dir.writeConfig("bad.yaml", {
+      listen: { api: "127.0.0.1:8080" },
+      relay: { connections: [{ name: "db", type: "mysql", target: "127.0.0.1:3306" }] },
+    });
     const proc = spawnVigil("bad config", ["relay", "--config", file]);
     assert.equal((await proc.exited).code, 1);
-    assert.equal(proc.stderr.trim(), 'vigil: config: relay.connections[0].type: expected one of postgres, ssh, http, kubernetes, tcp (got "mysql")');
+    assert.equal(
+      proc.stderr.trim(),
+      'vigil: config: relay.connections[0].type: expected one of postgres, ssh, http, kubernetes, tcp (got "mysql")',
+    );
   });
 
   it("a bad env value names the variable", async () => {
@@ -71,7 +86,10 @@ describe("configuration errors at the command line", function () {
   });
 
   it("a connection type without an engine yet is refused at relay start, not forwarded raw", async () => {
-    const file = dir.writeConfig("pg.yaml", { relay: { token: "t", connections: [{ name: "db", type: "postgres", target: "127.0.0.1:5432" }] }, storage: { embedded: { path: dir.file("d") } } });
+    const file = dir.writeConfig("pg.yaml", {
+      relay: { token: "t", connections: [{ name: "db", type: "postgres", target: "127.0.0.1:5432" }] },
+      storage: { embedded: { path: dir.file("d") } },
+    });
     const proc = spawnVigil("no engine", ["relay", "--config", file]);
     assert.equal((await proc.exited).code, 1);
     assert.match(proc.stderr, /relay connection "db": type postgres has no engine in this relay yet/);

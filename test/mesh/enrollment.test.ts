@@ -4,7 +4,16 @@ import { promisify } from "node:util";
 import { freePort } from "../support/services.js";
 import { echoServer, type Target } from "../support/targets.js";
 import { eventually, Workdir, type VigilProcess } from "../support/vigil.js";
-import { createToken, dial, echoRoundTrip, relayStatus, startConnect, startHubProcess, startRelayProcess, type HubHandle } from "../support/mesh.js";
+import {
+  createToken,
+  dial,
+  echoRoundTrip,
+  relayStatus,
+  startConnect,
+  startHubProcess,
+  startRelayProcess,
+  type HubHandle,
+} from "../support/mesh.js";
 
 const exec = promisify(execFile);
 
@@ -19,8 +28,14 @@ describe("relay enrollment", function () {
   before(async () => {
     echo = await echoServer();
     hub = await startHubProcess(dir);
-    relay = startRelayProcess(dir, { id: "relay-a", hub: hub.grpc, connections: [{ name: "echo", type: "tcp", target: echo.address }] });
-    await eventually("relay online", async () => ((await relayStatus(hub, hub.adminToken, "relay-a")) === "online" ? true : undefined));
+    relay = startRelayProcess(dir, {
+      id: "relay-a",
+      hub: hub.grpc,
+      connections: [{ name: "echo", type: "tcp", target: echo.address }],
+    });
+    await eventually("relay online", async () =>
+      (await relayStatus(hub, hub.adminToken, "relay-a")) === "online" ? true : undefined,
+    );
   });
 
   after(async () => {
@@ -34,7 +49,10 @@ describe("relay enrollment", function () {
     const bad = startRelayProcess(dir, { id: "relay-x", hub: hub.grpc, token: "wrong-token", connections: [] });
     others.push(bad);
     assert.equal((await bad.exited).code, 2);
-    assert.match(bad.stderr, /hub rejected the relay \(bad_enrollment_token\): enrollment token is not valid for this hub/);
+    assert.match(
+      bad.stderr,
+      /hub rejected the relay \(bad_enrollment_token\): enrollment token is not valid for this hub/,
+    );
     await hub.proc.waitFor(/"code":"bad_enrollment_token"/);
   });
 
@@ -59,9 +77,17 @@ describe("relay enrollment", function () {
 
   it("the pin survives a relay restart: the same key enrolls again", async () => {
     await relay.stop();
-    await eventually("relay offline", async () => ((await relayStatus(hub, hub.adminToken, "relay-a")) === "offline" ? true : undefined));
-    relay = startRelayProcess(dir, { id: "relay-a", hub: hub.grpc, connections: [{ name: "echo", type: "tcp", target: echo.address }] });
-    await eventually("relay online again", async () => ((await relayStatus(hub, hub.adminToken, "relay-a")) === "online" ? true : undefined));
+    await eventually("relay offline", async () =>
+      (await relayStatus(hub, hub.adminToken, "relay-a")) === "offline" ? true : undefined,
+    );
+    relay = startRelayProcess(dir, {
+      id: "relay-a",
+      hub: hub.grpc,
+      connections: [{ name: "echo", type: "tcp", target: echo.address }],
+    });
+    await eventually("relay online again", async () =>
+      (await relayStatus(hub, hub.adminToken, "relay-a")) === "online" ? true : undefined,
+    );
   });
 });
 
@@ -82,9 +108,45 @@ describe("gRPC over TLS with a throwaway CA", function () {
   it("relay and vigil connect reach a TLS hub, trusting only the test CA", async () => {
     const ca = dir.file("ca");
     const ssl = (args: string[]) => exec("openssl", args, { cwd: dir.path });
-    await ssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=vigil test CA", "-keyout", `${ca}.key`, "-out", `${ca}.pem`]);
-    await ssl(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=localhost", "-keyout", "hub.key", "-out", "hub.csr"]);
-    await exec("sh", ["-c", `printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext && openssl x509 -req -in hub.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -extfile san.ext -out hub.pem`], { cwd: dir.path });
+    await ssl([
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-days",
+      "1",
+      "-subj",
+      "/CN=vigil test CA",
+      "-keyout",
+      `${ca}.key`,
+      "-out",
+      `${ca}.pem`,
+    ]);
+    await ssl([
+      "req",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-subj",
+      "/CN=localhost",
+      "-keyout",
+      "hub.key",
+      "-out",
+      "hub.csr",
+    ]);
+    await exec(
+      "sh",
+      [
+        "-c",
+        `printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext && openssl x509 -req -in hub.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -extfile san.ext -out hub.pem`,
+      ],
+      { cwd: dir.path },
+    );
     echo = await echoServer();
     hub = await startHubProcess(dir, { extra: { tls: { cert: dir.file("hub.pem"), key: dir.file("hub.key") } } });
     const relay = startRelayProcess(dir, {
@@ -103,7 +165,12 @@ describe("gRPC over TLS with a throwaway CA", function () {
     socket.destroy();
 
     // A relay that does not trust the hub's CA never enrolls.
-    const untrusting = startRelayProcess(dir, { id: "relay-plain", hub: hub.grpc, connections: [], extra: { tls: {} } });
+    const untrusting = startRelayProcess(dir, {
+      id: "relay-plain",
+      hub: hub.grpc,
+      connections: [],
+      extra: { tls: {} },
+    });
     procs.push(untrusting);
     await untrusting.waitFor(/control stream failed/);
     assert.doesNotMatch(untrusting.stderr, /enrolled with hub/);

@@ -4,7 +4,16 @@ import type { Socket } from "node:net";
 import { freePort } from "../support/services.js";
 import { echoServer, type Target } from "../support/targets.js";
 import { eventually, sleep, Workdir, type VigilProcess } from "../support/vigil.js";
-import { createToken, dial, echoRoundTrip, relayStatus, startConnect, startHubProcess, startRelayProcess, type HubHandle } from "../support/mesh.js";
+import {
+  createToken,
+  dial,
+  echoRoundTrip,
+  relayStatus,
+  startConnect,
+  startHubProcess,
+  startRelayProcess,
+  type HubHandle,
+} from "../support/mesh.js";
 
 const status = (hub: HubHandle, id: string, want: string) =>
   eventually(`${id} ${want}`, async () => ((await relayStatus(hub, hub.adminToken, id)) === want ? true : undefined));
@@ -89,7 +98,11 @@ describe("relay lifecycle: two relays, drain, failure and hub restart", function
   });
 
   it("a relay killed outright fails its sessions with an error, and new sessions go to the survivor", async () => {
-    relays.a = startRelayProcess(dir, { id: "relay-a", hub: hub.grpc, connections: [{ name: "echo", type: "tcp", target: echo.address }] });
+    relays.a = startRelayProcess(dir, {
+      id: "relay-a",
+      hub: hub.grpc,
+      connections: [{ name: "echo", type: "tcp", target: echo.address }],
+    });
     await status(hub, "relay-a", "online");
     let victim: { socket: Socket; relay: string } | undefined;
     while (!victim) {
@@ -100,7 +113,9 @@ describe("relay lifecycle: two relays, drain, failure and hub restart", function
     relays.a.child.kill("SIGKILL");
     const [err] = (await once(victim.socket, "error")) as [NodeJS.ErrnoException];
     assert.equal(err.code, "ECONNRESET");
-    await connect.waitFor(/session to echo failed: relay_lost: relay relay-a (connection lost|closed the tunnel unexpectedly)/);
+    await connect.waitFor(
+      /session to echo failed: relay_lost: relay relay-a (connection lost|closed the tunnel unexpectedly)/,
+    );
     await status(hub, "relay-a", "offline");
     for (let i = 0; i < 4; i++) {
       const s = await sessionVia(connect, port);

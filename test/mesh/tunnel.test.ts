@@ -7,7 +7,16 @@ import { testServices } from "../support/env.js";
 import { freePort } from "../support/services.js";
 import { echoServer, type Target } from "../support/targets.js";
 import { api, eventually, Workdir, type VigilProcess } from "../support/vigil.js";
-import { createToken, dial, echoRoundTrip, relayStatus, startConnect, startHubProcess, startRelayProcess, type HubHandle } from "../support/mesh.js";
+import {
+  createToken,
+  dial,
+  echoRoundTrip,
+  relayStatus,
+  startConnect,
+  startHubProcess,
+  startRelayProcess,
+  type HubHandle,
+} from "../support/mesh.js";
 
 const exec = promisify(execFile);
 
@@ -33,7 +42,9 @@ describe("tunnels through a real hub and relay", function () {
         { name: "nowhere", type: "tcp", target: `127.0.0.1:${await freePort()}` },
       ],
     });
-    await eventually("relay online", async () => ((await relayStatus(hub, hub.adminToken, "relay-a")) === "online" ? true : undefined));
+    await eventually("relay online", async () =>
+      (await relayStatus(hub, hub.adminToken, "relay-a")) === "online" ? true : undefined,
+    );
     agentToken = await createToken(hub, hub.adminToken, "agent-1", ["dev"]);
   });
 
@@ -50,9 +61,13 @@ describe("tunnels through a real hub and relay", function () {
     const port = await freePort();
     connects.push(await startConnect(hub, agentToken, "pg", port));
     const sql = "create temp table t(x int); insert into t select generate_series(1,1000); select sum(x) from t;";
-    const { stdout } = await exec("psql", ["-X", "-At", "-v", "ON_ERROR_STOP=1", `host=127.0.0.1 port=${port} user=${pg.user} dbname=postgres`, "-c", sql], {
-      env: { ...process.env, PGPASSWORD: pg.password },
-    });
+    const { stdout } = await exec(
+      "psql",
+      ["-X", "-At", "-v", "ON_ERROR_STOP=1", `host=127.0.0.1 port=${port} user=${pg.user} dbname=postgres`, "-c", sql],
+      {
+        env: { ...process.env, PGPASSWORD: pg.password },
+      },
+    );
     assert.equal(stdout.trim().split("\n").pop(), "500500");
   });
 
@@ -71,14 +86,21 @@ describe("tunnels through a real hub and relay", function () {
   it("lists the relay online with its connections, and refuses the API without a valid token", async () => {
     const res = await api(hub.api, "/api/v1/relays", agentToken);
     assert.equal(res.status, 200);
-    const relays = res.body.relays as { id: string; status: string; segment: string; connections: { name: string }[] }[];
+    const relays = res.body.relays as {
+      id: string;
+      status: string;
+      segment: string;
+      connections: { name: string }[];
+    }[];
     const mine = relays.find((r) => r.id === "relay-a");
     assert.equal(mine?.status, "online");
     assert.equal(mine?.segment, "local");
     assert.deepEqual(mine?.connections.map((c) => c.name).sort(), ["echo", "nowhere", "pg"]);
     const anonymous = await api(hub.api, "/api/v1/relays");
     assert.equal(anonymous.status, 401);
-    assert.deepEqual(anonymous.body, { error: { code: "VIGIL_ERR_BAD_TOKEN", message: "missing Authorization: Bearer token" } });
+    assert.deepEqual(anonymous.body, {
+      error: { code: "VIGIL_ERR_BAD_TOKEN", message: "missing Authorization: Bearer token" },
+    });
     const forged = agentToken.slice(0, -4) + (agentToken.endsWith("AAAA") ? "BBBB" : "AAAA");
     const bad = await api(hub.api, "/api/v1/relays", forged);
     assert.equal(bad.status, 401);
@@ -86,12 +108,18 @@ describe("tunnels through a real hub and relay", function () {
   });
 
   it("only an admin may create tokens, and the token printed is the only output", async () => {
-    const denied = await api(hub.api, "/api/v1/tokens", agentToken, { method: "POST", body: { name: "x", groups: [], ttl: "1h" } });
+    const denied = await api(hub.api, "/api/v1/tokens", agentToken, {
+      method: "POST",
+      body: { name: "x", groups: [], ttl: "1h" },
+    });
     assert.equal(denied.status, 403);
     assert.equal((denied.body.error as { code: string }).code, "VIGIL_ERR_FORBIDDEN");
     const token = await createToken(hub, hub.adminToken, "ci-bot", ["ci", "deploy"]);
     assert.match(token, /^[\w-]+\.[\w-]+\.[\w-]+$/);
-    const claims = JSON.parse(Buffer.from(token.split(".")[1]!, "base64url").toString()) as { sub: string; groups: string[] };
+    const claims = JSON.parse(Buffer.from(token.split(".")[1]!, "base64url").toString()) as {
+      sub: string;
+      groups: string[];
+    };
     assert.equal(claims.sub, "ci-bot");
     assert.deepEqual(claims.groups, ["ci", "deploy"]);
     const header = JSON.parse(Buffer.from(token.split(".")[0]!, "base64url").toString()) as { alg: string };
@@ -100,10 +128,18 @@ describe("tunnels through a real hub and relay", function () {
 
   it("vigil connect refuses a bad token and an unknown connection before listening", async () => {
     const { spawnVigil } = await import("../support/vigil.js");
-    const bad = spawnVigil("connect bad token", ["connect", "echo", "--port", String(await freePort()), "--hub", hub.api], { VIGIL_TOKEN: "not-a-jwt" });
+    const bad = spawnVigil(
+      "connect bad token",
+      ["connect", "echo", "--port", String(await freePort()), "--hub", hub.api],
+      { VIGIL_TOKEN: "not-a-jwt" },
+    );
     assert.equal((await bad.exited).code, 1);
     assert.match(bad.stderr, /token is malformed/);
-    const unknown = spawnVigil("connect unknown", ["connect", "no-such-db", "--port", String(await freePort()), "--hub", hub.api], { VIGIL_TOKEN: agentToken });
+    const unknown = spawnVigil(
+      "connect unknown",
+      ["connect", "no-such-db", "--port", String(await freePort()), "--hub", hub.api],
+      { VIGIL_TOKEN: agentToken },
+    );
     assert.equal((await unknown.exited).code, 1);
     assert.match(unknown.stderr, /unknown connection "no-such-db"/);
   });

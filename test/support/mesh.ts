@@ -43,7 +43,18 @@ export async function startHubProcess(
     configFile,
     adminToken: "",
   };
-  const mint = spawnVigil("token create --config", ["token", "create", "--config", configFile, "--name", "admin", "--groups", "vigil-admins", "--ttl", "1h"]);
+  const mint = spawnVigil("token create --config", [
+    "token",
+    "create",
+    "--config",
+    configFile,
+    "--name",
+    "admin",
+    "--groups",
+    "vigil-admins",
+    "--ttl",
+    "1h",
+  ]);
   const { code } = await mint.exited;
   if (code !== 0) throw new Error(`offline token create failed: ${mint.stderr}`);
   handle.adminToken = mint.stdout.trim();
@@ -80,11 +91,21 @@ export function startRelayProcess(dir: Workdir, opts: RelayOptions): VigilProces
 }
 
 /** Issue a token through the real CLI (`vigil token create`), using a hub-signed admin token. */
-export async function createToken(hub: HubHandle, adminToken: string, name: string, groups: string[] = [], env: Record<string, string> = {}): Promise<string> {
-  const proc = spawnVigil("token create", ["token", "create", "--name", name, "--groups", groups.join(","), "--ttl", "1h", "--hub", hub.api], {
-    VIGIL_TOKEN: adminToken,
-    ...env,
-  });
+export async function createToken(
+  hub: HubHandle,
+  adminToken: string,
+  name: string,
+  groups: string[] = [],
+  env: Record<string, string> = {},
+): Promise<string> {
+  const proc = spawnVigil(
+    "token create",
+    ["token", "create", "--name", name, "--groups", groups.join(","), "--ttl", "1h", "--hub", hub.api],
+    {
+      VIGIL_TOKEN: adminToken,
+      ...env,
+    },
+  );
   const { code } = await proc.exited;
   if (code !== 0) throw new Error(`vigil token create failed (${code}): ${proc.stderr}`);
   return proc.stdout.trim();
@@ -97,7 +118,13 @@ export async function relayStatus(hub: HubHandle, token: string, id: string): Pr
 }
 
 /** Start `vigil connect <connection> --port N` and wait until it listens. */
-export async function startConnect(hub: HubHandle, token: string, connection: string, port: number, env: Record<string, string> = {}): Promise<VigilProcess> {
+export async function startConnect(
+  hub: HubHandle,
+  token: string,
+  connection: string,
+  port: number,
+  env: Record<string, string> = {},
+): Promise<VigilProcess> {
   const proc = spawnVigil(`connect ${connection}`, ["connect", connection, "--port", String(port), "--hub", hub.api], {
     VIGIL_TOKEN: token,
     ...env,
@@ -131,7 +158,10 @@ export function echoRoundTrip(socket: Socket, payload: Buffer, timeoutMs = 10_00
     };
     socket.on("data", onData);
     socket.once("error", (e) => (clearTimeout(timer), reject(e)));
-    socket.once("close", () => got < payload.length && (clearTimeout(timer), reject(new Error(`closed after ${got} bytes`))));
+    socket.once(
+      "close",
+      () => got < payload.length && (clearTimeout(timer), reject(new Error(`closed after ${got} bytes`))),
+    );
     socket.write(payload);
   });
 }

@@ -64,7 +64,8 @@ export function patternBlock(i: number, size: number): Buffer {
 export async function sourceServer(total: number, blockSize = 1 << 20): Promise<Target & { sha256: string }> {
   const blocks = Math.ceil(total / blockSize);
   const hash = createHash("sha256");
-  for (let i = 0; i < blocks; i++) hash.update(patternBlock(i, blockSize).subarray(0, Math.min(blockSize, total - i * blockSize)));
+  for (let i = 0; i < blocks; i++)
+    hash.update(patternBlock(i, blockSize).subarray(0, Math.min(blockSize, total - i * blockSize)));
   const sha256 = hash.digest("hex");
   const server = createServer((s) => {
     let i = 0;

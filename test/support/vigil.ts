@@ -34,7 +34,9 @@ export class VigilProcess {
       const m = this.stdout.match(pattern) ?? this.stderr.match(pattern);
       if (m) return m;
       if (this.child.exitCode !== null || Date.now() > deadline) {
-        throw new Error(`${this.name}: ${pattern} not seen (exit ${this.child.exitCode})\n--- stdout\n${this.stdout.slice(-3000)}\n--- stderr\n${this.stderr.slice(-3000)}`);
+        throw new Error(
+          `${this.name}: ${pattern} not seen (exit ${this.child.exitCode})\n--- stdout\n${this.stdout.slice(-3000)}\n--- stderr\n${this.stderr.slice(-3000)}`,
+        );
       }
       await sleep(25);
     }
@@ -86,7 +88,11 @@ export class Workdir {
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Poll `check` until it returns a value (not undefined) or time runs out. */
-export async function eventually<T>(what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000): Promise<T> {
+export async function eventually<T>(
+  what: string,
+  check: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 15_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
@@ -96,7 +102,8 @@ export async function eventually<T>(what: string, check: () => Promise<T | undef
     } catch (err) {
       lastError = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${lastError ? `: ${String(lastError)}` : ""}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${lastError ? `: ${String(lastError)}` : ""}`);
     await sleep(50);
   }
 }

@@ -29,7 +29,10 @@ export type Api = FastifyInstance;
 
 /** The REST API: external plugins, then auth, then one route module per resource. */
 export async function buildApi(deps: ApiDeps, https?: { cert: Buffer; key: Buffer }): Promise<Api> {
-  const app = Fastify({ loggerInstance: deps.log.child({ component: "api" }) as FastifyBaseLogger, https: https ?? null }).withTypeProvider<TypeBoxTypeProvider>();
+  const app = Fastify({
+    loggerInstance: deps.log.child({ component: "api" }) as FastifyBaseLogger,
+    https: https ?? null,
+  }).withTypeProvider<TypeBoxTypeProvider>();
   app.setErrorHandler(errorHandler);
   await app.register(swagger, {
     openapi: { info: { title: "Vigil hub API", version: "1" } },

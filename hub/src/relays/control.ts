@@ -69,7 +69,9 @@ export function handleControl(call: ControlCall, deps: ControlDeps): void {
             disconnect: () => call.end(),
           });
           log = log.child({ relay: record.id, segment: record.segment });
-          call.write({ msg: { $case: "welcome", value: { hubId: deps.hubId, heartbeatIntervalMs: deps.heartbeatMs } } });
+          call.write({
+            msg: { $case: "welcome", value: { hubId: deps.hubId, heartbeatIntervalMs: deps.heartbeatMs } },
+          });
           log.info({ connections: record.connections.map((c) => c.name) }, "relay online");
           call.resume();
         },

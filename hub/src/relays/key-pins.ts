@@ -23,7 +23,8 @@ export class FileKeyPinStore implements KeyPinStore {
       const stored = JSON.parse(readFileSync(file, "utf8")) as Record<string, string>;
       for (const [id, key] of Object.entries(stored)) this.pins.set(id, Buffer.from(key, "base64"));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw new Error(`cannot read relay pins ${file}`, { cause: err });
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT")
+        throw new Error(`cannot read relay pins ${file}`, { cause: err });
     }
   }
 

@@ -31,15 +31,24 @@ describe("relay registry routing", () => {
     relay(reg, "b", ["db"]);
     reg.setStatus(a, "draining");
     assert.equal(reg.route("db").id, "b");
-    assert.throws(() => reg.route("db", new Set(["b"])), (e: VigilError) => e.code === "relay_unavailable");
+    assert.throws(
+      () => reg.route("db", new Set(["b"])),
+      (e: VigilError) => e.code === "relay_unavailable",
+    );
   });
 
   it("tells an unknown connection from one whose relays are all down", () => {
     const reg = new RelayRegistry();
     const a = relay(reg, "a", ["db"]);
-    assert.throws(() => reg.route("nope"), (e: VigilError) => e.code === "unknown_connection");
+    assert.throws(
+      () => reg.route("nope"),
+      (e: VigilError) => e.code === "unknown_connection",
+    );
     reg.setStatus(a, "offline");
-    assert.throws(() => reg.route("db"), (e: VigilError) => e.code === "relay_unavailable");
+    assert.throws(
+      () => reg.route("db"),
+      (e: VigilError) => e.code === "relay_unavailable",
+    );
     assert.equal(reg.connections()[0]?.available, false);
   });
 

@@ -111,11 +111,35 @@ export class RelayRegistry {
   }
 
   /** Connections known to the fleet, with the relays and segments that serve each. */
-  connections(): { name: string; type: string; labels: Record<string, string>; relays: string[]; segments: string[]; available: boolean }[] {
-    const byName = new Map<string, { name: string; type: string; labels: Record<string, string>; relays: string[]; segments: string[]; available: boolean }>();
+  connections(): {
+    name: string;
+    type: string;
+    labels: Record<string, string>;
+    relays: string[];
+    segments: string[];
+    available: boolean;
+  }[] {
+    const byName = new Map<
+      string,
+      {
+        name: string;
+        type: string;
+        labels: Record<string, string>;
+        relays: string[];
+        segments: string[];
+        available: boolean;
+      }
+    >();
     for (const r of this.relays.values()) {
       for (const c of r.connections) {
-        const entry = byName.get(c.name) ?? { name: c.name, type: c.type, labels: c.labels, relays: [], segments: [], available: false };
+        const entry = byName.get(c.name) ?? {
+          name: c.name,
+          type: c.type,
+          labels: c.labels,
+          relays: [],
+          segments: [],
+          available: false,
+        };
         entry.relays.push(r.id);
         if (!entry.segments.includes(r.segment)) entry.segments.push(r.segment);
         entry.available ||= r.status === "online";

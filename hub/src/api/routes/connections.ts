@@ -11,7 +11,11 @@ const Connection = Type.Object({
 });
 
 export const connectionRoutes: FastifyPluginAsyncTypebox<{ registry: RelayRegistry }> = async (app, { registry }) => {
-  app.get("/connections", { schema: { response: { 200: Type.Object({ connections: Type.Array(Connection) }) } } }, async () => ({
-    connections: registry.connections(),
-  }));
+  app.get(
+    "/connections",
+    { schema: { response: { 200: Type.Object({ connections: Type.Array(Connection) }) } } },
+    async () => ({
+      connections: registry.connections(),
+    }),
+  );
 };

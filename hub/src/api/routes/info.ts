@@ -14,6 +14,9 @@ export const infoRoutes: FastifyPluginAsyncTypebox<{ info: () => HubInfo }> = as
     const current = info();
     // A hub bound to a wildcard address advertises the host name the caller used to reach it.
     const host = req.hostname.replace(/:\d+$/, "");
-    return { ...current, grpc: { ...current.grpc, address: current.grpc.address.replace(/^(0\.0\.0\.0|\[::\])/, host) } };
+    return {
+      ...current,
+      grpc: { ...current.grpc, address: current.grpc.address.replace(/^(0\.0\.0\.0|\[::\])/, host) },
+    };
   });
 };

@@ -6,7 +6,9 @@ const Relay = Type.Object({
   segment: Type.String(),
   version: Type.String(),
   status: Type.Union([Type.Literal("online"), Type.Literal("draining"), Type.Literal("offline")]),
-  connections: Type.Array(Type.Object({ name: Type.String(), type: Type.String(), labels: Type.Record(Type.String(), Type.String()) })),
+  connections: Type.Array(
+    Type.Object({ name: Type.String(), type: Type.String(), labels: Type.Record(Type.String(), Type.String()) }),
+  ),
   connectedAt: Type.String(),
   lastSeen: Type.String(),
   activeSessions: Type.Integer(),

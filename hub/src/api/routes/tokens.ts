@@ -38,7 +38,10 @@ export const tokenRoutes: FastifyPluginAsyncTypebox<{
       }
       if (ttl > MAX_TTL_SECONDS) throw new BadRequest("ttl must be at most 365d");
       const issued = await tokens.issue(req.body.name, req.body.groups, ttl);
-      req.log.info({ by: admin.subject, subject: req.body.name, groups: req.body.groups, jti: issued.id }, "token issued");
+      req.log.info(
+        { by: admin.subject, subject: req.body.name, groups: req.body.groups, jti: issued.id },
+        "token issued",
+      );
       return reply.status(201).send({ token: issued.token, id: issued.id, expiresAt: issued.expiresAt.toISOString() });
     },
   );

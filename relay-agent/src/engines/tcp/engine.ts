@@ -21,7 +21,10 @@ function dial(address: string): Promise<Socket> {
   const { host, port } = parseHostPort(address);
   return new Promise((resolve, reject) => {
     const socket = connect({ host, port, allowHalfOpen: true, noDelay: true });
-    const timer = setTimeout(() => socket.destroy(new Error(`timed out after ${CONNECT_TIMEOUT_MS} ms`)), CONNECT_TIMEOUT_MS);
+    const timer = setTimeout(
+      () => socket.destroy(new Error(`timed out after ${CONNECT_TIMEOUT_MS} ms`)),
+      CONNECT_TIMEOUT_MS,
+    );
     socket.once("connect", () => {
       clearTimeout(timer);
       socket.removeAllListeners("error");
