@@ -20,6 +20,7 @@ import { handleControl } from "./relays/control.js";
 import { FileKeyPinStore, NatsKeyPinStore, type KeyPinStore } from "./relays/key-pins.js";
 import { RelayRegistry } from "./relays/registry.js";
 import { TunnelBroker } from "./tunnels/broker.js";
+import { PolicyStore } from "./policy/store.js";
 import { SessionRouter } from "./tunnels/sessions.js";
 
 export interface Hub {
@@ -49,7 +50,9 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
 
   const registry = new RelayRegistry();
   const broker = new TunnelBroker(registry, config.hub.tunnelOpenTimeoutMs, log);
-  const sessions = new SessionRouter(registry, broker, log);
+  const policies = new PolicyStore(config.policies, log);
+  policies.watch();
+  const sessions = new SessionRouter(registry, broker, policies, log);
 
   const tls = config.tls ? { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) } : undefined;
   const grpcServer = new grpc.Server(SERVER_OPTIONS);
@@ -106,6 +109,7 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
     apiUrl = `${tls ? "https" : "http"}://${formatHostPort({ host: apiListen.host, port })}`;
   } catch (err) {
     clearInterval(heartbeats);
+    policies.close();
     grpcServer.forceShutdown();
     await nats?.close();
     throw err;
@@ -121,6 +125,7 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
     registry,
     close: async () => {
       clearInterval(heartbeats);
+      policies.close();
       // Relays and clients see their streams end now and reconnect elsewhere; nothing waits on them.
       grpcServer.forceShutdown();
       await api?.close();

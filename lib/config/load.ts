@@ -15,6 +15,7 @@ import { readFileSync } from "node:fs";
 import { parse as parseYaml, YAMLParseError } from "yaml";
 import { Type, type TSchema } from "typebox";
 import { Value } from "typebox/value";
+import { explainSchemaError, formatKey, type SchemaError } from "../schema-errors.js";
 import { ConfigSchema, HOST_PORT_PATTERN, TARGET_PATTERN, CONNECTION_NAME_PATTERN, type Config } from "./schema.js";
 
 export type { Config } from "./schema.js";
@@ -191,50 +192,9 @@ const PATTERNS: Record<string, string> = {
   [CONNECTION_NAME_PATTERN]: "a name matching [a-z0-9][a-z0-9._-]{0,62}",
 };
 
-type ValidationError = ReturnType<typeof Value.Errors>[number];
-
-function describe(e: ValidationError, root: unknown, envSources: EnvLeaf[]): ConfigError {
-  const path = e.instancePath
-    .split("/")
-    .slice(1)
-    .map((s) => s.replace(/~1/g, "/").replace(/~0/g, "~"));
-  let got = at(root, path);
-  let detail: string;
-  switch (e.keyword) {
-    case "boolean": // additionalProperties: false reports the extra key itself first
-      detail = "unknown key";
-      got = undefined;
-      break;
-    case "additionalProperties":
-      path.push(e.params.additionalProperties[0] ?? "?");
-      detail = "unknown key";
-      got = undefined;
-      break;
-    case "required":
-      path.push(e.params.requiredProperties[0] ?? "?");
-      detail = "required";
-      got = undefined;
-      break;
-    case "type":
-      detail = `expected ${String(e.params.type)}`;
-      break;
-    case "enum":
-      detail = `expected one of ${e.params.allowedValues.join(", ")}`;
-      break;
-    case "pattern":
-      detail = `expected ${PATTERNS[String(e.params.pattern)] ?? `a string matching ${String(e.params.pattern)}`}`;
-      break;
-    case "minLength":
-      detail = e.params.limit === 1 ? "expected a non-empty string" : `expected at least ${e.params.limit} characters`;
-      break;
-    case "minimum":
-    case "maximum":
-      detail = `expected ${e.params.comparison} ${e.params.limit}`;
-      break;
-    default:
-      detail = e.message;
-  }
-  if (got !== undefined) detail += ` (got ${truncate(JSON.stringify(got))})`;
+function describe(e: SchemaError, root: unknown, envSources: EnvLeaf[]): ConfigError {
+  const { path, detail: base } = explainSchemaError(e, root, PATTERNS);
+  let detail = base;
   const env = envSources.find((l) => l.path.every((seg, i) => path[i] === seg));
   if (env) detail += ` (from ${env.name})`;
   return new ConfigError(formatKey(path), detail);
@@ -265,19 +225,6 @@ function checkSemantics(c: Config): void {
     seen.set(name, i);
   });
 }
-
-function at(root: unknown, path: string[]): unknown {
-  let node = root;
-  for (const seg of path) node = isObj(node) || Array.isArray(node) ? (node as Obj)[seg] : undefined;
-  return node;
-}
-
-function formatKey(path: string[]): string {
-  return path.reduce((acc, seg) => (/^\d+$/.test(seg) ? `${acc}[${seg}]` : acc ? `${acc}.${seg}` : seg), "");
-}
-
-const truncate = (s: string | undefined) =>
-  s === undefined ? "undefined" : s.length > 60 ? `${s.slice(0, 57)}...` : s;
 
 function deepFreeze<T>(value: T): T {
   if (typeof value === "object" && value !== null) {

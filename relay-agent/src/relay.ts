@@ -23,6 +23,7 @@ import { CLIENT_CHANNEL_OPTIONS } from "../../lib/grpc-options.js";
 import type { Logger } from "../../lib/log.js";
 import { FrameDuplex } from "../../lib/tunnel/frame-duplex.js";
 import { RelayClient } from "../../lib/tunnel/services.js";
+import { SessionPolicy } from "./session-policy.js";
 import { VERSION } from "../../lib/version.js";
 import { engineFor, SUPPORTED_TYPES } from "./engines/index.js";
 
@@ -89,6 +90,8 @@ class RelayAgent {
   private draining = false;
   private control: ControlCall | undefined;
   private readonly sessions = new Set<Promise<void>>();
+  /** Running sessions by id, for policy updates. */
+  private readonly running = new Map<string, { policy: SessionPolicy; tunnel: FrameDuplex; log: Logger }>();
   private markReady!: () => void;
   private readonly ready = new Promise<void>((r) => (this.markReady = r));
   private wake: (() => void) | undefined;
@@ -191,6 +194,9 @@ class RelayAgent {
           case "drain":
             void this.drain(msg.value.reason);
             return;
+          case "policyUpdate":
+            this.updatePolicy(msg.value.sessionId, msg.value.policy);
+            return;
         }
       });
       call.on("error", (err) => {
@@ -232,13 +238,19 @@ class RelayAgent {
     if (!connection) return fail("unknown_connection", `relay ${this.id} does not serve "${req.connection}"`);
     const engine = engineFor(connection.type);
     if (!engine) return fail("unknown_connection", `relay ${this.id} has no engine for ${connection.type}`);
+    let policy: SessionPolicy;
+    try {
+      policy = new SessionPolicy(req.policy);
+    } catch (err) {
+      return fail("forbidden", (err as Error).message);
+    }
     let session;
     try {
       session = await engine.open({
         sessionId: req.sessionId,
         connection,
         identity: req.identity ?? { subject: "", groups: [], issuer: "" },
-        policy: req.policy,
+        policy,
         clientAddress: req.clientAddress,
         log,
       });
@@ -258,14 +270,36 @@ class RelayAgent {
       },
     });
     const tunnel = new FrameDuplex(call, { lostCode: "hub_unavailable", peer: "hub" });
-    log.info("session started");
+    this.running.set(req.sessionId, { policy, tunnel, log });
+    log.info({ rules: policy.current.rules.length }, "session started");
     try {
       await session.serve(tunnel);
       log.info("session ended");
     } catch (err) {
       log.info({ err: (err as Error).message }, "session ended with an error");
       tunnel.destroy(err as Error);
+    } finally {
+      this.running.delete(req.sessionId);
     }
+  }
+
+  /** The hub reloaded its policies: later commands of this session see the new rules at once. */
+  private updatePolicy(sessionId: string, bytes: Uint8Array): void {
+    const s = this.running.get(sessionId);
+    if (!s) return;
+    let granted: boolean;
+    try {
+      granted = s.policy.update(bytes);
+    } catch (err) {
+      granted = false;
+      s.log.warn({ err: (err as Error).message }, "policy update rejected");
+    }
+    if (granted) {
+      s.log.info({ rules: s.policy.current.rules.map((r) => r.rule.id) }, "policy updated");
+      return;
+    }
+    s.log.info("policy no longer grants connect; ending session");
+    s.tunnel.destroy(new VigilError("forbidden", "access revoked: policy no longer grants connect to this connection"));
   }
 
   private async drain(reason = "relay is shutting down"): Promise<void> {

@@ -1,9 +1,13 @@
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
+import { join } from "node:path";
 import { freePort } from "./services.js";
 import { api, spawnVigil, type VigilProcess, type Workdir } from "./vigil.js";
 
 export interface HubHandle {
   proc: VigilProcess;
+  /** Directory of the hub's policy files (policies: [<dir>/*.yaml]); tests edit files here. */
+  policyDir: string;
   api: string;
   grpc: string;
   grpcPort: number;
@@ -15,12 +19,18 @@ export interface HubHandle {
 
 const ENROLLMENT = "test-enrollment-token-0123456789";
 
+/** The policy mesh tests run under: anyone may connect anywhere, no command rules. */
+export const ALLOW_ALL = "policies:\n  - name: tests-connect\n    connect: true\n";
+
 /** Start a real `vigil hub` process on fixed free ports (so a restart keeps its address). */
 export async function startHubProcess(
   dir: Workdir,
-  opts: { name?: string; apiPort?: number; grpcPort?: number; extra?: object; env?: Record<string, string> } = {},
+  opts: { name?: string; apiPort?: number; grpcPort?: number; extra?: object; env?: Record<string, string>; policy?: string } = {},
 ): Promise<HubHandle> {
   const name = opts.name ?? "hub";
+  const policyDir = dir.file(`${name}-policies`);
+  mkdirSync(policyDir, { recursive: true });
+  if (!existsSync(join(policyDir, "test.yaml"))) writeFileSync(join(policyDir, "test.yaml"), opts.policy ?? ALLOW_ALL);
   const apiPort = opts.apiPort ?? (await freePort());
   const grpcPort = opts.grpcPort ?? (await freePort());
   const configFile = dir.writeConfig(`${name}.yaml`, {
@@ -28,6 +38,7 @@ export async function startHubProcess(
     storage: { embedded: { path: dir.file(`${name}-data`) } },
     enrollment: { token: ENROLLMENT },
     hub: { id: name, heartbeatMs: 500 },
+    policies: [join(policyDir, "*.yaml")],
     ...opts.extra,
   });
   const proc = spawnVigil(name, ["hub", "--config", configFile], opts.env);
@@ -35,6 +46,7 @@ export async function startHubProcess(
   const scheme = (opts.extra as { tls?: unknown } | undefined)?.tls ? "https" : "http";
   const handle: HubHandle = {
     proc,
+    policyDir,
     api: `${scheme}://127.0.0.1:${apiPort}`,
     grpc: `127.0.0.1:${grpcPort}`,
     grpcPort,

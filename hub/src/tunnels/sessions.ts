@@ -1,7 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { VigilError } from "../../../lib/errors.js";
 import type { Logger } from "../../../lib/log.js";
+import { compilePolicy, type PolicyConnection } from "../../../lib/policy/compile.js";
+import type { PolicySet } from "../../../lib/policy/load.js";
 import type { Identity } from "../identity/identity.js";
+import type { PolicyStore } from "../policy/store.js";
 import type { RelayRecord, RelayRegistry } from "../relays/registry.js";
 import type { TunnelBroker, TunnelCall } from "./broker.js";
 
@@ -13,16 +16,31 @@ export interface OpenedSession {
   release(): void;
 }
 
+interface ActiveSession {
+  identity: Identity;
+  connection: PolicyConnection;
+  relay: RelayRecord;
+  policy: string;
+}
+
 // Failures that say "this relay", not "this connection": worth one more try elsewhere.
 const RETRYABLE = new Set(["relay_lost", "tunnel_timeout", "relay_draining", "relay_unavailable"]);
 
-/** Opens sessions on relays for every front door: route, ask the relay, fail over once. */
+/**
+ * Opens sessions on relays for every front door: route, check the connect grant, compile the policy
+ * for (identity, connection), ask the relay, fail over once. Keeps running sessions' policies current.
+ */
 export class SessionRouter {
+  private readonly active = new Map<string, ActiveSession>();
+
   constructor(
     private readonly registry: RelayRegistry,
     private readonly broker: TunnelBroker,
+    private readonly policies: PolicyStore,
     private readonly log: Logger,
-  ) {}
+  ) {
+    policies.on("change", (set) => this.pushPolicies(set));
+  }
 
   async open(identity: Identity, connection: string, clientAddress: string): Promise<OpenedSession> {
     const id = randomUUID();
@@ -36,23 +54,32 @@ export class SessionRouter {
         throw lastError ?? err;
       }
       tried.add(relay.id);
+      const target = describeConnection(relay, connection);
+      const compiled = compilePolicy(this.policies.current, identity, target);
+      if (!compiled.connect) {
+        throw new VigilError("forbidden", `no policy grants ${identity.subject} connect to "${connection}"`);
+      }
+      const policy = JSON.stringify(compiled);
       relay.activeSessions++;
       try {
         const tunnel = await this.broker.open(relay, {
           sessionId: id,
           connection,
           identity: { subject: identity.subject, groups: identity.groups, issuer: identity.issuer },
-          policy: Buffer.alloc(0),
+          policy: Buffer.from(policy),
           clientAddress,
         });
+        this.active.set(id, { identity, connection: target, relay, policy });
         let released = false;
         return {
           id,
           relay,
           tunnel,
           release: () => {
-            if (!released) relay.activeSessions--;
+            if (released) return;
             released = true;
+            relay.activeSessions--;
+            this.active.delete(id);
           },
         };
       } catch (err) {
@@ -64,4 +91,20 @@ export class SessionRouter {
     }
     throw lastError!;
   }
+
+  /** After a reload, recompile every running session's policy and send the ones that changed. */
+  private pushPolicies(set: PolicySet): void {
+    for (const [sessionId, s] of this.active) {
+      const policy = JSON.stringify(compilePolicy(set, s.identity, s.connection));
+      if (policy === s.policy) continue;
+      s.policy = policy;
+      s.relay.send?.({ msg: { $case: "policyUpdate", value: { sessionId, policy: Buffer.from(policy) } } });
+      this.log.info({ session: sessionId, relay: s.relay.id }, "policy update sent to running session");
+    }
+  }
+}
+
+function describeConnection(relay: RelayRecord, name: string): PolicyConnection {
+  const info = relay.connections.find((c) => c.name === name)!;
+  return { name, type: info.type, labels: info.labels, segment: relay.segment };
 }

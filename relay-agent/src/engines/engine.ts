@@ -2,14 +2,15 @@ import type { Duplex } from "node:stream";
 import type { Identity } from "../../../proto/gen/vigil/v1/relay.js";
 import type { Connection } from "../../../lib/config/schema.js";
 import type { Logger } from "../../../lib/log.js";
+import type { SessionPolicy } from "../session-policy.js";
 
 /** Everything an engine learns about one session. */
 export interface SessionContext {
   sessionId: string;
   connection: Connection;
   identity: Identity;
-  /** Compiled policy from the hub (empty until the policy compiler exists). */
-  policy: Uint8Array;
+  /** The session's policy; read `policy.current` for each command (the hub may replace it). */
+  policy: SessionPolicy;
   clientAddress: string;
   log: Logger;
 }

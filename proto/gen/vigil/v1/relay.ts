@@ -42,6 +42,7 @@ export interface ControlResponse {
     | { $case: "heartbeat"; value: Heartbeat }
     | { $case: "openTunnel"; value: OpenTunnel }
     | { $case: "drain"; value: Drain }
+    | { $case: "policyUpdate"; value: PolicyUpdate }
     | undefined;
 }
 
@@ -105,10 +106,19 @@ export interface OpenTunnel {
   sessionId: string;
   connection: string;
   identity: Identity | undefined;
-  /** Compiled policy for (identity, connection); empty until the policy compiler exists. */
+  /** Compiled policy for (identity, connection): JSON of lib/policy/compile.ts CompiledPolicy. */
   policy: Buffer;
   /** Address of the client as seen by the hub, for the recording. */
   clientAddress: string;
+}
+
+/**
+ * PolicyUpdate replaces the compiled policy of a running session after the hub reloaded its
+ * policies. A policy that no longer grants connect ends the session.
+ */
+export interface PolicyUpdate {
+  sessionId: string;
+  policy: Buffer;
 }
 
 export interface TunnelFailed {
@@ -291,6 +301,9 @@ export const ControlResponse: MessageFns<ControlResponse> = {
       case "drain":
         Drain.encode(message.msg.value, writer.uint32(50).fork()).join();
         break;
+      case "policyUpdate":
+        PolicyUpdate.encode(message.msg.value, writer.uint32(58).fork()).join();
+        break;
     }
     return writer;
   },
@@ -356,6 +369,14 @@ export const ControlResponse: MessageFns<ControlResponse> = {
             message.msg = { $case: "drain", value: Drain.decode(reader, reader.uint32()) };
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.msg = { $case: "policyUpdate", value: PolicyUpdate.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -384,7 +405,11 @@ export const ControlResponse: MessageFns<ControlResponse> = {
                   ? { $case: "openTunnel", value: OpenTunnel.fromJSON(object.open_tunnel) }
                   : isSet(object.drain)
                     ? { $case: "drain", value: Drain.fromJSON(object.drain) }
-                    : undefined,
+                    : isSet(object.policyUpdate)
+                      ? { $case: "policyUpdate", value: PolicyUpdate.fromJSON(object.policyUpdate) }
+                      : isSet(object.policy_update)
+                        ? { $case: "policyUpdate", value: PolicyUpdate.fromJSON(object.policy_update) }
+                        : undefined,
     };
   },
 
@@ -402,6 +427,8 @@ export const ControlResponse: MessageFns<ControlResponse> = {
       obj.openTunnel = OpenTunnel.toJSON(message.msg.value);
     } else if (message.msg?.$case === "drain") {
       obj.drain = Drain.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "policyUpdate") {
+      obj.policyUpdate = PolicyUpdate.toJSON(message.msg.value);
     }
     return obj;
   },
@@ -445,6 +472,12 @@ export const ControlResponse: MessageFns<ControlResponse> = {
       case "drain": {
         if (object.msg?.value !== undefined && object.msg?.value !== null) {
           message.msg = { $case: "drain", value: Drain.fromPartial(object.msg.value) };
+        }
+        break;
+      }
+      case "policyUpdate": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "policyUpdate", value: PolicyUpdate.fromPartial(object.msg.value) };
         }
         break;
       }
@@ -1455,6 +1488,95 @@ export const OpenTunnel: MessageFns<OpenTunnel> = {
       object.identity !== undefined && object.identity !== null ? Identity.fromPartial(object.identity) : undefined;
     message.policy = object.policy ?? Buffer.alloc(0);
     message.clientAddress = object.clientAddress ?? "";
+    return message;
+  },
+};
+
+function createBasePolicyUpdate(): PolicyUpdate {
+  return { sessionId: "", policy: Buffer.alloc(0) };
+}
+
+export const PolicyUpdate: MessageFns<PolicyUpdate> = {
+  encode(message: PolicyUpdate, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sessionId !== "") {
+      writer.uint32(10).string(message.sessionId);
+    }
+    if (message.policy.length !== 0) {
+      writer.uint32(18).bytes(message.policy);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PolicyUpdate {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePolicyUpdate();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sessionId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.policy = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PolicyUpdate {
+    return {
+      sessionId: isSet(object.sessionId)
+        ? globalThis.String(object.sessionId)
+        : isSet(object.session_id)
+          ? globalThis.String(object.session_id)
+          : "",
+      policy: isSet(object.policy) ? Buffer.from(bytesFromBase64(object.policy)) : Buffer.alloc(0),
+    };
+  },
+
+  toJSON(message: PolicyUpdate): unknown {
+    const obj: any = {};
+    if (message.sessionId !== "") {
+      obj.sessionId = message.sessionId;
+    }
+    if (message.policy.length !== 0) {
+      obj.policy = base64FromBytes(message.policy);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<PolicyUpdate>): PolicyUpdate {
+    return PolicyUpdate.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PolicyUpdate>): PolicyUpdate {
+    const message = createBasePolicyUpdate();
+    message.sessionId = object.sessionId ?? "";
+    message.policy = object.policy ?? Buffer.alloc(0);
     return message;
   },
 };
