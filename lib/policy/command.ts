@@ -122,5 +122,10 @@ export interface HttpCommand {
   query: string;
   /** Present when the path is a Kubernetes API path (/api/…, /apis/…). */
   kubernetes?: KubernetesRequest;
+  /**
+   * Set when the path is ambiguous to the server behind (an encoded slash %2F, an encoded control character,
+   * invalid percent-encoding or UTF-8): policy should deny, as for unparseable SQL and shell.
+   */
+  parseError?: string;
   text: string;
 }

@@ -47,9 +47,8 @@ export function preparePolicy(policy: CompiledPolicy): PreparedPolicy {
  * mentions is allowed (the session itself was granted by a connect policy).
  */
 export function evaluate(prepared: PreparedPolicy, cmd: Command): Decision {
-  if ((cmd.protocol === "sql" || cmd.protocol === "shell") && cmd.parseError !== undefined) {
-    return { effect: "deny", rule: UNPARSEABLE_RULE, reason: `command could not be parsed: ${cmd.parseError}` };
-  }
+  const unreadable = unreadableReason(cmd);
+  if (unreadable !== undefined) return { effect: "deny", rule: UNPARSEABLE_RULE, reason: unreadable };
   let review: CompiledRule | undefined;
   let allow: CompiledRule | undefined;
   let masks = prepared.baseMasks;
@@ -73,6 +72,19 @@ export function evaluate(prepared: PreparedPolicy, cmd: Command): Decision {
   }
   if (review) return { effect: "review", rule: review.id, approvers: review.approvers!, masks };
   return allow ? { effect: "allow", rule: allow.id, masks } : { effect: "allow", masks };
+}
+
+// A program name that the shell would still expand ($X, `cmd`, globs, braces) cannot be matched.
+const EXPANDS = /[$`*?[{]/;
+
+/** Why a command cannot be judged, if it cannot: the parser failed, or what runs is not knowable. */
+function unreadableReason(cmd: Command): string | undefined {
+  if (cmd.parseError !== undefined) return `command could not be parsed: ${cmd.parseError}`;
+  if (cmd.protocol === "shell") {
+    const hidden = cmd.commands.find((c) => EXPANDS.test(c.argv[0] ?? ""));
+    if (hidden) return `the program name "${hidden.argv[0]}" depends on shell expansion`;
+  }
+  return undefined;
 }
 
 const isUnconditional = (r: CompiledRule) => !r.sql && !r.shell && !r.http && !r.kubernetes;

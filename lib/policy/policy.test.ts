@@ -135,6 +135,10 @@ describe("policy compiler and evaluator (default policy)", () => {
     assert.equal(evaluate(ssh, shell(["echo", "rm", "-rf", "/"])).effect, "allow");
     assert.equal(evaluate(ssh, shell(["rm", "-rf", "--", "/"])).effect, "deny");
     assert.equal(evaluate(ssh, shell(["dd", "if=/dev/zero", "of=/dev/sda"])).effect, "deny");
+    const hidden = evaluate(ssh, shell(["$X", "-rf", "/"]));
+    assert.deepEqual(hidden, { effect: "deny", rule: UNPARSEABLE_RULE, reason: 'the program name "$X" depends on shell expansion' });
+    const http = evaluate(preparePolicy(compilePolicy(set, admin, { ...pgDev, type: "http" })), { protocol: "http", method: "GET", path: "/a%2Fb", query: "", parseError: "encoded slash", text: "GET /a%2Fb" });
+    assert.equal(http.effect, "deny");
   });
 
   it("reviews or denies Kubernetes requests by verb and resource", () => {
