@@ -5,11 +5,12 @@ import { fileURLToPath } from "node:url";
 
 export interface BenchRow {
   metric: string;
-  direct: number;
+  /** null when nothing direct compares (a decision rate has no "without Vigil"). */
+  direct: number | null;
   vigil: number;
   unit: string;
   /** Always vigil ÷ direct; `better` says which direction is good. */
-  ratio: number;
+  ratio: number | null;
   better: "higher" | "lower";
   target?: string;
 }
@@ -27,6 +28,7 @@ export interface BenchResult {
 const here = fileURLToPath(new URL(".", import.meta.url));
 const benches: Record<string, () => Promise<BenchResult>> = {
   tunnel: async () => (await import("./tunnel.js")).run(),
+  policy: async () => (await import("./policy.js")).run(),
 };
 
 const names = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(benches);
@@ -57,7 +59,7 @@ function table(r: BenchResult): string {
     "|---|---:|---:|---:|---|",
     ...r.rows.map(
       (row) =>
-        `| ${row.metric} | ${fmt(row.direct)} ${row.unit} | ${fmt(row.vigil)} ${row.unit} | ${row.ratio.toFixed(2)}× | ${row.target ?? ""} |`,
+        `| ${row.metric} | ${row.direct === null ? "—" : `${fmt(row.direct)} ${row.unit}`} | ${fmt(row.vigil)} ${row.unit} | ${row.ratio === null ? "—" : `${row.ratio.toFixed(2)}×`} | ${row.target ?? ""} |`,
     ),
   ];
   if (r.notes.length) lines.push("", ...r.notes.map((n) => `- ${n}`));

@@ -1,6 +1,7 @@
 import { Command } from "commander";
 import { VERSION } from "../lib/version.js";
 import { connectCommand } from "./commands/connect.js";
+import { policyCommand } from "./commands/policy.js";
 import { serverCommands } from "./commands/servers.js";
 import { tokenCommand } from "./commands/token.js";
 
@@ -13,6 +14,7 @@ const program = new Command()
 serverCommands(program);
 tokenCommand(program);
 connectCommand(program);
+policyCommand(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -92,6 +92,7 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
         auth,
         tokens,
         registry,
+        policies,
         log,
         info: () => ({
           version: VERSION,

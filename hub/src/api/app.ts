@@ -4,10 +4,12 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequ
 import type { Logger } from "../../../lib/log.js";
 import type { Authenticator, Identity } from "../identity/identity.js";
 import type { LocalTokens } from "../identity/local-tokens.js";
+import type { PolicyStore } from "../policy/store.js";
 import type { RelayRegistry } from "../relays/registry.js";
 import { errorHandler, Forbidden } from "./errors.js";
 import { connectionRoutes } from "./routes/connections.js";
 import { infoRoutes, type HubInfo } from "./routes/info.js";
+import { policyRoutes } from "./routes/policy.js";
 import { relayRoutes } from "./routes/relays.js";
 import { tokenRoutes } from "./routes/tokens.js";
 
@@ -15,6 +17,7 @@ export interface ApiDeps {
   auth: Authenticator;
   tokens: LocalTokens;
   registry: RelayRegistry;
+  policies: PolicyStore;
   info: () => HubInfo;
   log: Logger;
 }
@@ -49,6 +52,7 @@ export async function buildApi(deps: ApiDeps, https?: { cert: Buffer; key: Buffe
       });
       await scoped.register(relayRoutes, { registry: deps.registry });
       await scoped.register(connectionRoutes, { registry: deps.registry });
+      await scoped.register(policyRoutes, { policies: deps.policies, registry: deps.registry, requireAdmin: (req) => requireAdmin(deps.auth, req) });
       await scoped.register(tokenRoutes, { tokens: deps.tokens, requireAdmin: (req) => requireAdmin(deps.auth, req) });
     },
     { prefix: "/api/v1" },
