@@ -2,6 +2,7 @@ import { Command } from "commander";
 import { VERSION } from "../lib/version.js";
 import { connectCommand } from "./commands/connect.js";
 import { policyCommand } from "./commands/policy.js";
+import { loginCommand } from "./commands/login.js";
 import { serverCommands } from "./commands/servers.js";
 import { tokenCommand } from "./commands/token.js";
 
@@ -15,6 +16,7 @@ serverCommands(program);
 tokenCommand(program);
 connectCommand(program);
 policyCommand(program);
+loginCommand(program);
 
 try {
   await program.parseAsync(process.argv);

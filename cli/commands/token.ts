@@ -40,6 +40,45 @@ export function tokenCommand(program: Command): void {
         ).token;
     process.stdout.write(token + "\n");
   });
+
+  withClientOptions(
+    token
+      .command("revoke")
+      .description("revoke a token by its id (the jti): refused at every hub from now on")
+      .argument("<id>", "token id, as `vigil token list` shows it"),
+  ).action(async (id: string, _opts: unknown, cmd: Command) => {
+    await apiRequest(clientOptions(cmd), "POST", `api/v1/tokens/${encodeURIComponent(id)}/revoke`);
+    process.stderr.write(`token ${id} revoked\n`);
+  });
+
+  withClientOptions(
+    token.command("list").description("list the tokens this hub issued (metadata only; admin groups)"),
+  ).action(async (_opts: unknown, cmd: Command) => {
+    const { tokens } = await apiRequest<{ tokens: TokenInfo[] }>(clientOptions(cmd), "GET", "api/v1/tokens");
+    const rows = tokens.map((t) => [t.id, t.subject, t.groups.join(","), t.expiresAt, t.revoked ? "revoked" : ""]);
+    process.stdout.write(table([["ID", "SUBJECT", "GROUPS", "EXPIRES", "STATUS"], ...rows]));
+  });
+}
+
+interface TokenInfo {
+  id: string;
+  subject: string;
+  groups: string[];
+  expiresAt: string;
+  revoked: boolean;
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
+  return rows
+    .map(
+      (r) =>
+        r
+          .map((c, i) => c.padEnd(widths[i]!))
+          .join("  ")
+          .trimEnd() + "\n",
+    )
+    .join("");
 }
 
 /** Whoever can read the hub's signing key is its administrator already: let them mint the first token. */

@@ -7,14 +7,13 @@ import { connect as natsConnect, type NatsConnection } from "@nats-io/transport-
 import { formatHostPort, parseHostPort } from "../../lib/address.js";
 import { dataDir } from "../../lib/config/load.js";
 import type { Config } from "../../lib/config/schema.js";
-import { loadOrCreateKey } from "../../lib/keys.js";
 import { ClientService, RelayService } from "../../lib/tunnel/services.js";
 import { SERVER_OPTIONS, tuneServerTransport } from "../../lib/grpc-options.js";
 import type { Logger } from "../../lib/log.js";
 import { VERSION } from "../../lib/version.js";
 import { buildApi, type Api } from "./api/app.js";
 import { handleConnect } from "./client-service.js";
-import { Authenticator } from "./identity/identity.js";
+import { startIdentity } from "./identity/setup.js";
 import { LocalTokens } from "./identity/local-tokens.js";
 import { handleControl } from "./relays/control.js";
 import { FileKeyPinStore, NatsKeyPinStore, type KeyPinStore } from "./relays/key-pins.js";
@@ -43,9 +42,8 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
     : undefined;
 
   const pins: KeyPinStore = nats ? await NatsKeyPinStore.open(nats) : new FileKeyPinStore(join(dir, "relay-pins.json"));
-  const signingKey = loadOrCreateKey(config.identity.signingKeyFile ?? join(dir, "hub-signing.key"));
-  const tokens = new LocalTokens(signingKey, config.identity.issuer, config.identity.audience);
-  const auth = new Authenticator(tokens, config.identity.adminGroups);
+  const identity = await startIdentity(config, { nats, dataDir: dir, log });
+  const { auth, tokens } = identity;
   const enrollmentToken = loadEnrollmentToken(config, dir);
 
   const registry = new RelayRegistry();
@@ -71,7 +69,12 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
   });
   grpcServer.addService(ClientService, {
     connect: (call: Parameters<typeof handleConnect>[0]) =>
-      void handleConnect(call, { auth, sessions, handshakeTimeoutMs: config.hub.tunnelOpenTimeoutMs, log }),
+      void handleConnect(call, {
+        auth: auth.forFrontDoor("connect"),
+        sessions,
+        handshakeTimeoutMs: config.hub.tunnelOpenTimeoutMs,
+        log,
+      }),
   });
   const credentials = tls
     ? grpc.ServerCredentials.createSsl(null, [{ cert_chain: tls.cert, private_key: tls.key }], false)
@@ -91,6 +94,7 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
       {
         auth,
         tokens,
+        web: identity.web,
         registry,
         policies,
         log,
@@ -112,6 +116,7 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
     clearInterval(heartbeats);
     policies.close();
     grpcServer.forceShutdown();
+    await identity.close();
     await nats?.close();
     throw err;
   }
@@ -130,6 +135,7 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
       // Relays and clients see their streams end now and reconnect elsewhere; nothing waits on them.
       grpcServer.forceShutdown();
       await api?.close();
+      await identity.close();
       await closeNats(nats);
       log.info("hub stopped");
     },

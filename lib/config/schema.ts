@@ -63,12 +63,26 @@ const Storage = Type.Object(
   { ...closed, default: { embedded: { path: "./data" } } },
 );
 
+/** RFC 7662 introspection of opaque access tokens; the secret comes from the config or an env var. */
+const Introspection = Type.Object(
+  {
+    clientId: NonEmpty(),
+    clientSecret: Type.Optional(NonEmpty()),
+    clientSecretEnv: Type.Optional(NonEmpty()),
+    authMethod: Type.Enum(["client_secret_basic", "client_secret_post"] as const, { default: "client_secret_basic" }),
+  },
+  closed,
+);
+
 const Oidc = Type.Object(
   {
     issuer: NonEmpty(),
     audience: NonEmpty(),
     groupsClaim: Type.String({ minLength: 1, default: "groups" }),
     usernameClaim: Type.String({ minLength: 1, default: "sub" }),
+    /** Public client for human logins (`vigil login` device flow, web login); advertised in /api/v1/info. */
+    clientId: Type.Optional(NonEmpty()),
+    introspection: Type.Optional(Introspection),
   },
   closed,
 );
@@ -80,6 +94,8 @@ const Identity = Type.Object(
     audience: Type.String({ minLength: 1, default: "vigil" }),
     signingKeyFile: Type.Optional(NonEmpty()),
     adminGroups: Type.Array(Type.String(), { default: ["vigil-admins"] }),
+    /** External URL of the hub API (web login redirect URIs); default: the URL the browser used. */
+    publicUrl: Type.Optional(Type.String({ pattern: "^https?://\\S+$" })),
   },
   { ...closed, default: {} },
 );
@@ -134,3 +150,4 @@ export type Config = Static<typeof ConfigSchema>;
 export type Connection = Static<typeof ConnectionSchema>;
 export type RelayConfig = NonNullable<Config["relay"]>;
 export type StorageConfig = Config["storage"];
+export type OidcConfig = Config["identity"]["oidc"][number];

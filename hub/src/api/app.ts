@@ -1,12 +1,15 @@
+import cookie from "@fastify/cookie";
 import swagger from "@fastify/swagger";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from "fastify";
 import type { Logger } from "../../../lib/log.js";
 import type { Authenticator, Identity } from "../identity/identity.js";
 import type { LocalTokens } from "../identity/local-tokens.js";
+import type { WebLogin } from "../identity/web-login.js";
 import type { PolicyStore } from "../policy/store.js";
 import type { RelayRegistry } from "../relays/registry.js";
 import { errorHandler, Forbidden } from "./errors.js";
+import { authenticate, authRoutes } from "./routes/auth.js";
 import { connectionRoutes } from "./routes/connections.js";
 import { infoRoutes, type HubInfo } from "./routes/info.js";
 import { policyRoutes } from "./routes/policy.js";
@@ -16,6 +19,7 @@ import { tokenRoutes } from "./routes/tokens.js";
 export interface ApiDeps {
   auth: Authenticator;
   tokens: LocalTokens;
+  web: WebLogin;
   registry: RelayRegistry;
   policies: PolicyStore;
   info: () => HubInfo;
@@ -37,6 +41,7 @@ export async function buildApi(deps: ApiDeps, https?: { cert: Buffer; key: Buffe
     https: https ?? null,
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.setErrorHandler(errorHandler);
+  await app.register(cookie);
   await app.register(swagger, {
     openapi: { info: { title: "Vigil hub API", version: "1" } },
   });
@@ -44,11 +49,15 @@ export async function buildApi(deps: ApiDeps, https?: { cert: Buffer; key: Buffe
   app.get("/healthz", { schema: { hide: true } }, async () => ({ ok: true }));
   app.get("/api/v1/openapi.json", { schema: { hide: true } }, async () => app.swagger());
 
-  await app.register(infoRoutes, { prefix: "/api/v1", info: deps.info });
+  await app.register(infoRoutes, {
+    prefix: "/api/v1",
+    info: () => ({ ...deps.info(), oidc: deps.web.loginIssuers() }),
+  });
+  await app.register(authRoutes, { prefix: "/api/v1", auth: deps.auth, web: deps.web });
   await app.register(
     async (scoped) => {
       scoped.addHook("onRequest", async (req) => {
-        req.identity = await deps.auth.verifyBearer(req.headers.authorization);
+        req.identity = await authenticate(deps.auth, req);
       });
       await scoped.register(relayRoutes, { registry: deps.registry });
       await scoped.register(connectionRoutes, { registry: deps.registry });

@@ -1,8 +1,14 @@
 import { randomUUID } from "node:crypto";
-import { errors, jwtVerify, SignJWT } from "jose";
-import { VigilError } from "../../../lib/errors.js";
+import { jwtVerify, SignJWT } from "jose";
 import type { Ed25519Key } from "../../../lib/keys.js";
 import type { Identity } from "./identity.js";
+import { CLOCK_TOLERANCE_SECONDS, refused, tokenErrorReason } from "./token-errors.js";
+import type { TokenRecord, TokenStore } from "./token-store.js";
+
+export { tokenErrorReason } from "./token-errors.js";
+
+/** Longest lifetime a local token can have; an unknown token id is denied for that long. */
+export const MAX_TTL_SECONDS = 365 * 86400;
 
 export interface IssuedToken {
   token: string;
@@ -10,15 +16,20 @@ export interface IssuedToken {
   expiresAt: Date;
 }
 
-/** Hub-signed EdDSA JWTs for service accounts and agents, and the admin token of `vigil up`. */
+/**
+ * Hub-signed EdDSA JWTs for service accounts and agents, and the admin token of `vigil up`.
+ * With a store, every issued token is recorded (without the token) and revocations are honoured;
+ * without one (offline signing in the CLI) tokens are only signed.
+ */
 export class LocalTokens {
   constructor(
     private readonly key: Ed25519Key,
     readonly issuer: string,
     readonly audience: string,
+    private readonly store?: TokenStore,
   ) {}
 
-  async issue(subject: string, groups: string[], ttlSeconds: number): Promise<IssuedToken> {
+  async issue(subject: string, groups: string[], ttlSeconds: number, issuedBy?: string): Promise<IssuedToken> {
     const id = randomUUID();
     const now = Math.floor(Date.now() / 1000);
     const token = await new SignJWT({ groups })
@@ -30,20 +41,43 @@ export class LocalTokens {
       .setExpirationTime(now + ttlSeconds)
       .setJti(id)
       .sign(this.key.privateKey);
-    return { token, id, expiresAt: new Date((now + ttlSeconds) * 1000) };
+    const expiresAt = new Date((now + ttlSeconds) * 1000);
+    await this.store?.record({
+      id,
+      kind: "token",
+      subject,
+      groups,
+      issuedAt: new Date(now * 1000).toISOString(),
+      expiresAt: expiresAt.toISOString(),
+      issuedBy,
+    });
+    return { token, id, expiresAt };
+  }
+
+  /** Tokens issued through this hub (not those signed offline), newest last. */
+  list(): TokenRecord[] {
+    return (this.store?.list() ?? []).filter((r) => r.kind === "token");
+  }
+
+  /** Revoke by id. An id the store never saw (a token signed offline) is denied for the longest token lifetime. */
+  async revoke(id: string, by: string): Promise<TokenRecord> {
+    if (!this.store) throw new Error("this hub keeps no token records");
+    const until = new Date(Date.now() + (MAX_TTL_SECONDS + 86400) * 1000);
+    return this.store.revoke(id, by, { kind: "token", subject: "", groups: [], expiresAt: until.toISOString() });
   }
 
   async verify(token: string): Promise<Identity> {
+    let identity: Identity;
     try {
       const { payload } = await jwtVerify(token, this.key.publicKey, {
         issuer: this.issuer,
         audience: this.audience,
         algorithms: ["EdDSA"],
-        clockTolerance: 30,
+        clockTolerance: CLOCK_TOLERANCE_SECONDS,
         requiredClaims: ["sub", "exp", "jti"],
       });
       const groups = Array.isArray(payload.groups) ? payload.groups.filter((g) => typeof g === "string") : [];
-      return {
+      identity = {
         subject: payload.sub!,
         groups,
         issuer: this.issuer,
@@ -51,18 +85,9 @@ export class LocalTokens {
         expiresAt: new Date(payload.exp! * 1000),
       };
     } catch (err) {
-      throw new VigilError("bad_token", tokenErrorReason(err), { cause: err });
+      throw refused(tokenErrorReason(err), err);
     }
+    if (this.store?.isRevoked(identity.tokenId!)) throw refused(`token ${identity.tokenId} has been revoked`);
+    return identity;
   }
-}
-
-/** A precise reason for the caller; never the token itself. */
-export function tokenErrorReason(err: unknown): string {
-  if (err instanceof errors.JWTExpired) return "token expired";
-  if (err instanceof errors.JWTClaimValidationFailed) return `token claim "${err.claim}" is not valid: ${err.reason}`;
-  if (err instanceof errors.JOSEAlgNotAllowed) return "token algorithm is not allowed";
-  if (err instanceof errors.JWSSignatureVerificationFailed) return "token signature does not verify";
-  if (err instanceof errors.JWSInvalid || err instanceof errors.JWTInvalid) return "token is malformed";
-  if (err instanceof errors.JOSENotSupported) return "token uses an unsupported algorithm";
-  return "token is not valid";
 }
