@@ -30,3 +30,10 @@ export function isLoopback(host: string): boolean {
 export function isWildcard(host: string): boolean {
   return host === "0.0.0.0" || host === "::" || host === "";
 }
+
+/** An address to dial for a listener: a wildcard bind ("0.0.0.0", "[::]") is reached over loopback. */
+export function dialableAddress(listen: string): string {
+  const { host, port } = parseHostPort(listen);
+  if (!isWildcard(host)) return listen;
+  return formatHostPort({ host: host === "::" ? "::1" : "127.0.0.1", port });
+}

@@ -31,7 +31,6 @@ describe("npm start", function () {
         VIGIL_LISTEN_API: `127.0.0.1:${apiPort}`,
         VIGIL_LISTEN_GRPC: `127.0.0.1:${grpcPort}`,
         VIGIL_STORAGE_EMBEDDED_PATH: data,
-        VIGIL_RELAY_HUB: `127.0.0.1:${grpcPort}`,
         VIGIL_RELAY_CONNECTIONS: JSON.stringify([{ name: "echo", type: "tcp", target: echo.address }]),
       },
     });

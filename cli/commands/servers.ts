@@ -1,6 +1,7 @@
 import { writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import type { Command } from "commander";
+import { dialableAddress } from "../../lib/address.js";
 import { dataDir, loadConfig } from "../../lib/config/load.js";
 import type { Config } from "../../lib/config/schema.js";
 import { createLogger, type Logger } from "../../lib/log.js";
@@ -20,7 +21,7 @@ export function serverCommands(program: Command): void {
       const hub = await startHub(config, log);
       const relayConfig: Config = {
         ...config,
-        relay: { ...config.relay!, id: config.relay?.id ?? "local", hub: hub.grpcAddress, token: hub.enrollmentToken },
+        relay: { ...config.relay!, id: config.relay?.id ?? "local", hub: dialableAddress(hub.grpcAddress), token: hub.enrollmentToken },
       };
       const relay = await startRelay(relayConfig, log);
       await relay.ready;
