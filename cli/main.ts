@@ -1,5 +1,7 @@
 import { Command } from "commander";
 import { VERSION } from "../lib/version.js";
+import { accessCommand } from "./commands/access.js";
+import { approvalsCommand } from "./commands/approvals.js";
 import { connectCommand } from "./commands/connect.js";
 import { policyCommand } from "./commands/policy.js";
 import { loginCommand } from "./commands/login.js";
@@ -16,6 +18,8 @@ serverCommands(program);
 tokenCommand(program);
 connectCommand(program);
 policyCommand(program);
+approvalsCommand(program);
+accessCommand(program);
 loginCommand(program);
 
 try {

@@ -12,6 +12,8 @@ export type VigilErrorCode =
   | "client_gone"
   | "protocol_error"
   | "bad_request"
+  | "not_found"
+  | "conflict"
   | "internal";
 
 export class VigilError extends Error {
@@ -43,5 +45,7 @@ const KNOWN_CODES = [
   "client_gone",
   "protocol_error",
   "bad_request",
+  "not_found",
+  "conflict",
   "internal",
 ] as const satisfies readonly VigilErrorCode[];

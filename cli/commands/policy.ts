@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { formatDuration } from "../../lib/duration.js";
 import { compilePolicy, type PolicyConnection } from "../../lib/policy/compile.js";
 import { evaluate, preparePolicy, type Decision } from "../../lib/policy/evaluate.js";
 import { loadPolicies } from "../../lib/policy/load.js";
@@ -70,7 +71,7 @@ function describe(r: TestResult): string {
   if (d?.effect === "deny") lines.push(`decision  deny    rule ${d.rule}`);
   if (d?.effect === "review") {
     const a = d.approvers;
-    lines.push(`decision  review  rule ${d.rule}; ${a.count} approval(s) from ${a.groups.join(" or ")} within ${Math.round(a.timeoutMs / 60000)}m`);
+    lines.push(`decision  review  rule ${d.rule}; ${a.count} approval(s) from ${a.groups.join(" or ")} within ${formatDuration(a.timeoutMs)}`);
   }
   if (d?.effect === "allow") lines.push(`decision  allow   ${d.rule ? `rule ${d.rule}` : "no rule matched"}`);
   if (d && d.effect !== "deny" && d.masks.live.detectors.length + d.masks.live.columns.length + d.masks.live.fields.length > 0) {

@@ -19,6 +19,10 @@ import { handleControl } from "./relays/control.js";
 import { FileKeyPinStore, NatsKeyPinStore, type KeyPinStore } from "./relays/key-pins.js";
 import { RelayRegistry } from "./relays/registry.js";
 import { TunnelBroker } from "./tunnels/broker.js";
+import { ApprovalService } from "./approvals/service.js";
+import { NatsApprovalStore } from "./approvals/nats-store.js";
+import { notifyWebhook } from "./approvals/notify.js";
+import { MemoryApprovalStore, type ApprovalStore } from "./approvals/store.js";
 import { PolicyStore } from "./policy/store.js";
 import { SessionRouter } from "./tunnels/sessions.js";
 
@@ -50,7 +54,9 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
   const broker = new TunnelBroker(registry, config.hub.tunnelOpenTimeoutMs, log);
   const policies = new PolicyStore(config.policies, log);
   policies.watch();
-  const sessions = new SessionRouter(registry, broker, policies, log);
+  const approvalStore: ApprovalStore = nats ? await NatsApprovalStore.open(nats, log) : new MemoryApprovalStore();
+  const approvals = new ApprovalService(approvalStore, policies, log);
+  const sessions = new SessionRouter(registry, broker, policies, approvals, log);
 
   const tls = config.tls ? { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) } : undefined;
   const grpcServer = new grpc.Server(SERVER_OPTIONS);
@@ -97,6 +103,7 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
         web: identity.web,
         registry,
         policies,
+        approvals,
         log,
         info: () => ({
           version: VERSION,
@@ -113,13 +120,10 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
     const port = typeof bound === "object" && bound ? bound.port : apiListen.port;
     apiUrl = `${tls ? "https" : "http"}://${formatHostPort({ host: apiListen.host, port })}`;
   } catch (err) {
-    clearInterval(heartbeats);
-    policies.close();
-    grpcServer.forceShutdown();
-    await identity.close();
-    await nats?.close();
+    await stop();
     throw err;
   }
+  if (config.approvals.webhook) notifyWebhook(approvals, config.approvals.webhook, () => apiUrl, log);
   log.info({ grpc: grpcAddress, api: apiUrl, tls: !!tls, storage: nats ? "nats" : "embedded" }, "hub listening");
 
   return {
@@ -130,16 +134,22 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
     tokens,
     registry,
     close: async () => {
-      clearInterval(heartbeats);
-      policies.close();
-      // Relays and clients see their streams end now and reconnect elsewhere; nothing waits on them.
-      grpcServer.forceShutdown();
-      await api?.close();
-      await identity.close();
-      await closeNats(nats);
+      await stop();
       log.info("hub stopped");
     },
   };
+
+  async function stop(): Promise<void> {
+    clearInterval(heartbeats);
+    policies.close();
+    approvals.close();
+    // Relays and clients see their streams end now and reconnect elsewhere; nothing waits on them.
+    grpcServer.forceShutdown();
+    await api?.close();
+    await approvalStore.close();
+    await identity.close();
+    await closeNats(nats);
+  }
 }
 
 /** Send a heartbeat to every relay, and drop relays that missed three of theirs. */

@@ -18,6 +18,7 @@ const DEFAULTS: Config = {
   enrollment: {},
   policies: ["policies/*.yaml"],
   hub: { heartbeatMs: 5000, tunnelOpenTimeoutMs: 10000 },
+  approvals: {},
   log: { level: "info" },
 };
 

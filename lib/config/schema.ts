@@ -111,6 +111,16 @@ const Hub = Type.Object(
   { ...closed, default: {} },
 );
 
+/** Approval notifications: a webhook (Slack-compatible payload) for new requests and decisions. */
+const Approvals = Type.Object(
+  {
+    webhook: Type.Optional(
+      Type.Object({ url: Type.String({ pattern: "^https?://\\S+$" }), headers: Type.Optional(Type.Record(Type.String(), Type.String())) }, closed),
+    ),
+  },
+  { ...closed, default: {} },
+);
+
 const Relay = Type.Object(
   {
     id: Type.Optional(NonEmpty()),
@@ -140,6 +150,7 @@ export const ConfigSchema = Type.Object(
     enrollment: Enrollment,
     policies: Type.Array(Type.String({ minLength: 1 }), { default: ["policies/*.yaml"] }),
     hub: Hub,
+    approvals: Approvals,
     relay: Type.Optional(Relay),
     log: Log,
   },

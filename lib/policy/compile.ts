@@ -55,7 +55,11 @@ const MATCHERS_FOR: Record<string, readonly ("sql" | "shell" | "http" | "kuberne
   tcp: [],
 };
 
-export function compilePolicy(set: PolicySet, who: PolicySubject, connection: PolicyConnection): CompiledPolicy {
+/**
+ * @param accessGrants ids of approved, unexpired access requests of `who` for this connection: each
+ * grants connect like a policy does ("access:<id>").
+ */
+export function compilePolicy(set: PolicySet, who: PolicySubject, connection: PolicyConnection, accessGrants: readonly string[] = []): CompiledPolicy {
   const applicable = set.policies.filter((p) => matches(p.match, who, connection));
   const usable = MATCHERS_FOR[connection.type] ?? [];
   const rules: CompiledRule[] = [];
@@ -70,8 +74,20 @@ export function compilePolicy(set: PolicySet, who: PolicySubject, connection: Po
       rules.push(rule);
     }
   }
-  const grantedBy = applicable.filter((p) => p.connect).map((p) => p.name);
+  const grantedBy = [...applicable.filter((p) => p.connect).map((p) => p.name), ...accessGrants.map((id) => `access:${id}`)];
   return { v: 1, connect: grantedBy.length > 0, grantedBy, rules };
+}
+
+/** The access rule (approvers, longest duration) under which `who` may request access to a connection. */
+export function accessRuleFor(set: PolicySet, who: PolicySubject, connection: PolicyConnection): { policy: string; approvers: Approvers; maxDurationMs: number } | undefined {
+  const p = set.policies.find((p) => p.access && matches(p.match, who, connection));
+  if (!p?.access) return undefined;
+  const a = p.access.approvers;
+  return {
+    policy: p.name,
+    approvers: { groups: a.groups, count: a.count, timeoutMs: parseDuration(a.timeout) * 1000 },
+    maxDurationMs: parseDuration(p.access.maxDuration) * 1000,
+  };
 }
 
 function matches(match: Match, who: PolicySubject, connection: PolicyConnection): boolean {

@@ -100,6 +100,15 @@ const MATCHERS = ["sql", "shell", "http", "kubernetes"] as const;
 
 /** What the schema cannot say: one matcher per rule, effects that need their block, valid kinds and patterns. */
 function checkPolicy(policy: Policy, fail: Fail): void {
+  if (policy.access) {
+    for (const [key, value] of [["maxDuration", policy.access.maxDuration], ["approvers", policy.access.approvers.timeout]] as const) {
+      try {
+        parseDuration(value);
+      } catch (err) {
+        fail(["access", key], (err as Error).message);
+      }
+    }
+  }
   const ruleNames = new Set<string>();
   policy.rules.forEach((rule: Rule, r) => {
     const at = (...p: (string | number)[]) => ["rules", r, ...p];

@@ -104,12 +104,22 @@ export const RuleSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/** Who may ask for time-bounded access to the matched connections, and who approves it. */
+export const AccessSchema = Type.Object(
+  {
+    approvers: ApproversSchema,
+    maxDuration: Type.String({ pattern: "^\\d+[smhd]?$", default: "8h" }),
+  },
+  { additionalProperties: false },
+);
+
 export const PolicySchema = Type.Object(
   {
     name: Name,
     description: Type.Optional(Type.String()),
     match: Type.Object(MatchSchema.properties, { additionalProperties: false, default: {} }),
     connect: Type.Boolean({ default: false }),
+    access: Type.Optional(AccessSchema),
     rules: Type.Array(RuleSchema, { default: [] }),
   },
   { additionalProperties: false },
@@ -130,3 +140,4 @@ export type ShellMatch = Static<typeof ShellMatchSchema>;
 export type HttpMatch = Static<typeof HttpMatchSchema>;
 export type KubernetesMatch = Static<typeof KubernetesMatchSchema>;
 export type MaskRule = Static<typeof MaskSchema>;
+export type AccessRule = Static<typeof AccessSchema>;

@@ -6,12 +6,14 @@ import type { Logger } from "../../../lib/log.js";
 import type { Authenticator, Identity } from "../identity/identity.js";
 import type { LocalTokens } from "../identity/local-tokens.js";
 import type { WebLogin } from "../identity/web-login.js";
+import type { ApprovalService } from "../approvals/service.js";
 import type { PolicyStore } from "../policy/store.js";
 import type { RelayRegistry } from "../relays/registry.js";
 import { errorHandler, Forbidden } from "./errors.js";
 import { authenticate, authRoutes } from "./routes/auth.js";
 import { connectionRoutes } from "./routes/connections.js";
 import { infoRoutes, type HubInfo } from "./routes/info.js";
+import { approvalRoutes } from "./routes/approvals.js";
 import { policyRoutes } from "./routes/policy.js";
 import { relayRoutes } from "./routes/relays.js";
 import { tokenRoutes } from "./routes/tokens.js";
@@ -22,6 +24,7 @@ export interface ApiDeps {
   web: WebLogin;
   registry: RelayRegistry;
   policies: PolicyStore;
+  approvals: ApprovalService;
   info: () => HubInfo;
   log: Logger;
 }
@@ -61,6 +64,7 @@ export async function buildApi(deps: ApiDeps, https?: { cert: Buffer; key: Buffe
       });
       await scoped.register(relayRoutes, { registry: deps.registry });
       await scoped.register(connectionRoutes, { registry: deps.registry });
+      await scoped.register(approvalRoutes, { approvals: deps.approvals, registry: deps.registry, isAdmin: (who) => deps.auth.isAdmin(who) });
       await scoped.register(policyRoutes, { policies: deps.policies, registry: deps.registry, requireAdmin: (req) => requireAdmin(deps.auth, req) });
       await scoped.register(tokenRoutes, { tokens: deps.tokens, requireAdmin: (req) => requireAdmin(deps.auth, req) });
     },

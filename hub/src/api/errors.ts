@@ -11,6 +11,8 @@ const STATUS: Partial<Record<VigilErrorCode, number>> = {
   forbidden: 403,
   unknown_connection: 404,
   bad_request: 400,
+  not_found: 404,
+  conflict: 409,
   relay_unavailable: 503,
 };
 

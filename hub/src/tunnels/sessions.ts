@@ -23,6 +23,12 @@ interface ActiveSession {
   policy: string;
 }
 
+/** Approved access requests, which grant connect like a policy does until they expire. */
+export interface GrantSource {
+  activeGrants(subject: string, connection: string): string[];
+  on(event: "grants", listener: () => void): unknown;
+}
+
 // Failures that say "this relay", not "this connection": worth one more try elsewhere.
 const RETRYABLE = new Set(["relay_lost", "tunnel_timeout", "relay_draining", "relay_unavailable"]);
 
@@ -37,9 +43,11 @@ export class SessionRouter {
     private readonly registry: RelayRegistry,
     private readonly broker: TunnelBroker,
     private readonly policies: PolicyStore,
+    private readonly grants: GrantSource,
     private readonly log: Logger,
   ) {
     policies.on("change", (set) => this.pushPolicies(set));
+    grants.on("grants", () => this.pushPolicies(policies.current));
   }
 
   async open(identity: Identity, connection: string, clientAddress: string): Promise<OpenedSession> {
@@ -55,7 +63,7 @@ export class SessionRouter {
       }
       tried.add(relay.id);
       const target = describeConnection(relay, connection);
-      const compiled = compilePolicy(this.policies.current, identity, target);
+      const compiled = compilePolicy(this.policies.current, identity, target, this.grants.activeGrants(identity.subject, connection));
       if (!compiled.connect) {
         throw new VigilError("forbidden", `no policy grants ${identity.subject} connect to "${connection}"`);
       }
@@ -92,10 +100,10 @@ export class SessionRouter {
     throw lastError!;
   }
 
-  /** After a reload, recompile every running session's policy and send the ones that changed. */
+  /** After a reload or a grant change, recompile every running session's policy and send the ones that changed. */
   private pushPolicies(set: PolicySet): void {
     for (const [sessionId, s] of this.active) {
-      const policy = JSON.stringify(compilePolicy(set, s.identity, s.connection));
+      const policy = JSON.stringify(compilePolicy(set, s.identity, s.connection, this.grants.activeGrants(s.identity.subject, s.connection.name)));
       if (policy === s.policy) continue;
       s.policy = policy;
       s.relay.send?.({ msg: { $case: "policyUpdate", value: { sessionId, policy: Buffer.from(policy) } } });
