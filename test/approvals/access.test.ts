@@ -140,7 +140,7 @@ describe("just-in-time access, approved across two hubs sharing NATS", function 
       hooks.find((h) => h.approval.id === id && h.approval.effectiveStatus === "pending"),
     );
     const hook = hooks.find((h) => h.approval.id === id)!;
-    assert.match(hook.text, /^bob requests access to \*echo\* for 0m \(oncall-access\)\. Approvers: sre-leads\./);
+    assert.match(hook.text, /^bob requests access to \*echo\* for 6s \(oncall-access\)\. Approvers: sre-leads\./);
 
     const self = await cli(hubB, "bob", ["approvals", "approve", id]);
     assert.equal(self.code, 1);
