@@ -125,6 +125,8 @@ const Relay = Type.Object(
   {
     id: Type.Optional(NonEmpty()),
     hub: HostPort("127.0.0.1:8010"),
+    /** Every hub to keep a link to (default: [hub]); a name resolving to several addresses is a link to each. */
+    hubs: Type.Optional(Type.Array(Type.String({ pattern: HOST_PORT_PATTERN }), { minItems: 1 })),
     token: Type.Optional(NonEmpty()),
     tokenFile: Type.Optional(NonEmpty()),
     segment: Type.String({ minLength: 1, default: "local" }),

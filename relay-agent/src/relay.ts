@@ -2,54 +2,38 @@ import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
-import {
-  type RelayServiceClient,
-  type ControlRequest,
-  type ControlResponse,
-  type OpenTunnel,
-} from "../../proto/gen/vigil/v1/relay.js";
+import type { OpenTunnel } from "../../proto/gen/vigil/v1/relay.js";
 import { isLoopback, parseHostPort } from "../../lib/address.js";
 import { dataDir } from "../../lib/config/load.js";
 import type { Config, Connection, RelayConfig } from "../../lib/config/schema.js";
 import { VigilError, type VigilErrorCode } from "../../lib/errors.js";
-import {
-  helloSigningPayload,
-  loadOrCreateKey,
-  signEd25519,
-  tunnelSigningPayload,
-  type Ed25519Key,
-} from "../../lib/keys.js";
 import { CLIENT_CHANNEL_OPTIONS } from "../../lib/grpc-options.js";
+import { helloSigningPayload, loadOrCreateKey, signEd25519, tunnelSigningPayload, type Ed25519Key } from "../../lib/keys.js";
 import type { Logger } from "../../lib/log.js";
 import { FrameDuplex } from "../../lib/tunnel/frame-duplex.js";
 import { RelayClient } from "../../lib/tunnel/services.js";
-import { SessionPolicy } from "./session-policy.js";
 import { VERSION } from "../../lib/version.js";
 import { engineFor, SUPPORTED_TYPES } from "./engines/index.js";
+import { resolveHubs, type HubAddress } from "./hub-discovery.js";
+import { EnrollmentRejected, HubLink, type LinkOwner } from "./hub-link.js";
+import { SessionPolicy } from "./session-policy.js";
+
+export { EnrollmentRejected } from "./hub-link.js";
 
 export interface Relay {
   id: string;
-  /** Resolves once the hub has welcomed this relay (the first time). */
+  /** Resolves once a hub has welcomed this relay (the first time). */
   ready: Promise<void>;
   activeSessions(): number;
-  /** Tell the hub to send no new sessions, wait for running ones (up to drainTimeoutMs), then close. */
+  /** Tell the hubs to send no new sessions, wait for running ones (up to drainTimeoutMs), then close. */
   drain(reason?: string): Promise<void>;
   close(): Promise<void>;
-  /** Resolves when the relay stops for good; rejects when the hub refused its enrollment. */
+  /** Resolves when the relay stops for good; rejects when a hub refused its enrollment. */
   closed: Promise<void>;
 }
 
-/** The hub refused this relay (bad token, key mismatch): retrying would not help. */
-export class EnrollmentRejected extends Error {
-  constructor(
-    readonly code: string,
-    reason: string,
-  ) {
-    super(`hub rejected the relay (${code}): ${reason}`);
-  }
-}
-
-type ControlCall = grpc.ClientDuplexStream<ControlRequest, ControlResponse>;
+/** How often hub names are resolved again, to follow replicas that come and go. */
+const REDISCOVER_MS = 30_000;
 
 export async function startRelay(config: Config, log: Logger): Promise<Relay> {
   const rc = config.relay;
@@ -58,20 +42,15 @@ export async function startRelay(config: Config, log: Logger): Promise<Relay> {
   const key = loadOrCreateKey(rc.keyFile ?? join(dataDir(config), `relay-${id}.key`));
   const token = rc.token ?? (rc.tokenFile ? readFileSync(rc.tokenFile, "utf8").trim() : undefined);
   if (!token) throw new Error("config: relay.token or relay.tokenFile is required (the hub's enrollment token)");
-  const connections = checkConnections(rc.connections);
-  const client = new RelayClient(rc.hub, channelCredentials(rc), CLIENT_CHANNEL_OPTIONS);
-  return new RelayAgent(id, rc, key, token, connections, client, log.child({ relay: id, segment: rc.segment })).start();
+  const hubs = rc.hubs ?? [rc.hub];
+  for (const hub of hubs) checkTransport(rc, hub);
+  const agent = new RelayAgent(id, rc, hubs, key, token, checkConnections(rc.connections), log.child({ relay: id, segment: rc.segment }));
+  return agent.start();
 }
 
-function channelCredentials(rc: RelayConfig): grpc.ChannelCredentials {
-  if (rc.tls) return grpc.credentials.createSsl(rc.tls.ca ? readFileSync(rc.tls.ca) : null);
-  const { host } = parseHostPort(rc.hub);
-  if (!isLoopback(host) && !rc.insecure) {
-    throw new Error(
-      `config: relay.hub ${rc.hub} is not on loopback; set relay.tls (or relay.insecure: true to send plaintext)`,
-    );
-  }
-  return grpc.credentials.createInsecure();
+function checkTransport(rc: RelayConfig, hub: string): void {
+  if (rc.tls || rc.insecure || isLoopback(parseHostPort(hub).host)) return;
+  throw new Error(`config: relay hub ${hub} is not on loopback; set relay.tls (or relay.insecure: true to send plaintext)`);
 }
 
 function checkConnections(list: readonly Connection[]): Map<string, Connection> {
@@ -85,130 +64,75 @@ function checkConnections(list: readonly Connection[]): Map<string, Connection> 
   return new Map(list.map((c) => [c.name, c]));
 }
 
-class RelayAgent {
+interface RunningSession {
+  policy: SessionPolicy;
+  tunnel: FrameDuplex;
+  log: Logger;
+}
+
+/**
+ * A relay: one HubLink per hub address (every replica of the hub gets a Control stream, so a
+ * session can start at any of them), and the sessions, drain state and engines they share.
+ */
+class RelayAgent implements LinkOwner {
   private stopped = false;
   private draining = false;
-  private control: ControlCall | undefined;
+  private readonly links = new Map<string, { link: HubLink; done: Promise<void> }>();
+  private readonly hubOwners = new Map<string, HubLink>();
   private readonly sessions = new Set<Promise<void>>();
-  /** Running sessions by id, for policy updates. */
-  private readonly running = new Map<string, { policy: SessionPolicy; tunnel: FrameDuplex; log: Logger }>();
+  private readonly running = new Map<string, RunningSession>();
   private markReady!: () => void;
-  private readonly ready = new Promise<void>((r) => (this.markReady = r));
-  private wake: (() => void) | undefined;
+  private readonly readyPromise = new Promise<void>((r) => (this.markReady = r));
+  private fail!: (err: Error) => void;
+  private finish!: () => void;
+  private readonly closed = new Promise<void>((resolve, reject) => ((this.finish = resolve), (this.fail = reject)));
+  private refreshTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly id: string,
     private readonly rc: RelayConfig,
+    private readonly hubs: readonly string[],
     private readonly key: Ed25519Key,
     private readonly token: string,
     private readonly connections: Map<string, Connection>,
-    private readonly client: RelayServiceClient,
     private readonly log: Logger,
   ) {}
 
   start(): Relay {
-    const closed = this.loop().finally(() => this.client.close());
-    closed.catch(() => {}); // observed through Relay.closed
+    this.closed.catch(() => {}); // observed through Relay.closed
+    void this.refresh();
+    this.refreshTimer = setInterval(() => void this.refresh(), REDISCOVER_MS);
     return {
       id: this.id,
-      ready: this.ready,
+      ready: this.readyPromise,
       activeSessions: () => this.sessions.size,
       drain: (reason) => this.drain(reason),
       close: async () => {
-        this.stop();
-        await closed.catch(() => {});
+        await this.stop();
+        await this.closed.catch(() => {});
       },
-      closed,
+      closed: this.closed,
     };
   }
 
-  /** Keep one Control stream up: reconnect with exponential backoff and full jitter. */
-  private async loop(): Promise<void> {
-    let attempt = 0;
-    while (!this.stopped) {
-      const welcomed = await this.runControl();
-      if (this.stopped) break;
-      if (welcomed) attempt = 0;
-      const cap = Math.min(this.rc.reconnect.maxMs, this.rc.reconnect.initialMs * 2 ** attempt);
-      const delay = cap / 2 + Math.random() * (cap / 2);
-      attempt++;
-      this.log.info({ retryInMs: Math.round(delay) }, "hub unreachable; reconnecting");
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, delay);
-        this.wake = () => (clearTimeout(t), resolve());
-      });
-    }
+  /** Dial hub addresses that appeared; keep the others (a vanished address fails and retries on its own). */
+  private async refresh(): Promise<void> {
+    const addresses = await resolveHubs(this.hubs);
+    if (this.stopped) return;
+    if (addresses.length === 0) this.log.warn({ hubs: this.hubs }, "no hub address resolves yet");
+    for (const a of addresses) if (!this.links.has(a.address)) this.addLink(a);
   }
 
-  /** One Control stream from dial to end. Resolves true when the hub had welcomed us. */
-  private runControl(): Promise<boolean> {
-    return new Promise<boolean>((resolve, reject) => {
-      const call = this.client.control();
-      this.control = call;
-      let welcomed = false;
-      let lastSeen = Date.now();
-      let heartbeat: NodeJS.Timeout | undefined;
-      const end = () => {
-        clearInterval(heartbeat);
-        if (this.control === call) this.control = undefined;
-        resolve(welcomed);
-      };
-      call.on("data", (res: ControlResponse) => {
-        lastSeen = Date.now();
-        const msg = res.msg;
-        switch (msg?.$case) {
-          case "challenge":
-            call.write({ msg: { $case: "hello", value: this.hello(msg.value.nonce) } });
-            return;
-          case "welcome": {
-            welcomed = true;
-            const interval = msg.value.heartbeatIntervalMs || this.rc.heartbeatMs;
-            heartbeat = setInterval(() => {
-              if (Date.now() - lastSeen > interval * 3) {
-                this.log.warn("hub missed heartbeats; reconnecting");
-                call.cancel();
-                return;
-              }
-              call.write({
-                msg: {
-                  $case: "heartbeat",
-                  value: { sentAtMs: BigInt(Date.now()), activeSessions: this.sessions.size },
-                },
-              });
-            }, interval);
-            this.log.info({ hub: msg.value.hubId }, "enrolled with hub");
-            if (this.draining) call.write({ msg: { $case: "drain", value: { reason: "relay is draining" } } });
-            this.markReady();
-            return;
-          }
-          case "reject":
-            this.stopped = true;
-            reject(new EnrollmentRejected(msg.value.code, msg.value.reason));
-            call.cancel();
-            return;
-          case "heartbeat":
-            return;
-          case "openTunnel":
-            this.track(this.openTunnel(call, msg.value));
-            return;
-          case "drain":
-            void this.drain(msg.value.reason);
-            return;
-          case "policyUpdate":
-            this.updatePolicy(msg.value.sessionId, msg.value.policy);
-            return;
-        }
-      });
-      call.on("error", (err) => {
-        if (!this.stopped) this.log.warn({ err: err.message }, "control stream failed");
-        end();
-      });
-      call.on("end", end);
-    });
+  private addLink(a: HubAddress): void {
+    const options = { ...CLIENT_CHANNEL_OPTIONS, ...(this.rc.tls ? tlsNameOptions(this.rc.tls.serverName ?? a.serverName) : {}) };
+    const client = new RelayClient(a.address, credentials(this.rc), options);
+    const link = new HubLink(a.address, client, this.rc, this, this.log);
+    this.links.set(a.address, { link, done: link.run() });
   }
 
-  private hello(nonce: Uint8Array) {
-    const payload = helloSigningPayload(nonce, this.id, this.key.publicRaw);
+  // ---- LinkOwner: what links ask of the relay ----
+
+  hello(nonce: Uint8Array) {
     return {
       relayId: this.id,
       segment: this.rc.segment,
@@ -217,21 +141,75 @@ class RelayAgent {
       connections: [...this.connections.values()].map((c) => ({ name: c.name, type: c.type, labels: { ...c.labels } })),
       enrollmentToken: this.token,
       publicKey: this.key.publicRaw,
-      signature: signEd25519(this.key.privateKey, payload),
+      signature: signEd25519(this.key.privateKey, helloSigningPayload(nonce, this.id, this.key.publicRaw)),
     };
   }
 
-  private track(session: Promise<void>): void {
+  claimHub(hubId: string, link: HubLink): boolean {
+    const owner = this.hubOwners.get(hubId);
+    if (owner && owner !== link) return false;
+    this.hubOwners.set(hubId, link);
+    return true;
+  }
+
+  releaseHub(hubId: string, link: HubLink): void {
+    if (this.hubOwners.get(hubId) === link) this.hubOwners.delete(hubId);
+  }
+
+  welcomed(): void {
+    this.markReady();
+  }
+
+  rejected(err: EnrollmentRejected): void {
+    this.log.error({ code: err.code }, err.message);
+    this.fail(err);
+    void this.stop();
+  }
+
+  openTunnel(link: HubLink, req: OpenTunnel): void {
+    const session = this.serveSession(link, req);
     this.sessions.add(session);
     void session.finally(() => this.sessions.delete(session));
   }
 
-  /** Reach the target, then open the Tunnel stream and serve the session until it ends. */
-  private async openTunnel(control: ControlCall, req: OpenTunnel): Promise<void> {
+  policyUpdate(sessionId: string, bytes: Uint8Array): void {
+    const s = this.running.get(sessionId);
+    if (!s) return;
+    let granted: boolean;
+    try {
+      granted = s.policy.update(bytes);
+    } catch (err) {
+      granted = false;
+      s.log.warn({ err: (err as Error).message }, "policy update rejected");
+    }
+    if (granted) {
+      s.log.info({ rules: s.policy.current.rules.map((r) => r.rule.id) }, "policy updated");
+      return;
+    }
+    s.log.info("policy no longer grants connect; ending session");
+    s.tunnel.destroy(new VigilError("forbidden", "access revoked: policy no longer grants connect to this connection"));
+  }
+
+  drainRequested(reason: string): void {
+    void this.drain(reason);
+  }
+
+  activeSessions(): number {
+    return this.sessions.size;
+  }
+
+  isDraining(): boolean {
+    return this.draining;
+  }
+
+  // ---- sessions ----
+
+  /** Reach the target, then open the Tunnel stream on the asking hub's link and serve until the session ends. */
+  private async serveSession(link: HubLink, req: OpenTunnel): Promise<void> {
     const log = this.log.child({ session: req.sessionId, connection: req.connection, user: req.identity?.subject });
     const fail = (code: VigilErrorCode, message: string) => {
       log.warn({ code, reason: message }, "tunnel failed");
-      control.write({ msg: { $case: "tunnelFailed", value: { sessionId: req.sessionId, error: { code, message } } } });
+      link.send({ msg: { $case: "tunnelFailed", value: { sessionId: req.sessionId, error: { code, message } } } });
     };
     if (this.draining) return fail("relay_draining", `relay ${this.id} is draining`);
     const connection = this.connections.get(req.connection);
@@ -258,17 +236,9 @@ class RelayAgent {
       const e = err instanceof VigilError ? err : new VigilError("target_unreachable", String(err));
       return fail(e.code, e.message);
     }
-    const call = this.client.tunnel();
-    call.write({
-      frame: {
-        $case: "ready",
-        value: {
-          sessionId: req.sessionId,
-          relayId: this.id,
-          signature: signEd25519(this.key.privateKey, tunnelSigningPayload(req.sessionId, this.id)),
-        },
-      },
-    });
+    const call = link.client.tunnel();
+    const signature = signEd25519(this.key.privateKey, tunnelSigningPayload(req.sessionId, this.id));
+    call.write({ frame: { $case: "ready", value: { sessionId: req.sessionId, relayId: this.id, signature } } });
     const tunnel = new FrameDuplex(call, { lostCode: "hub_unavailable", peer: "hub" });
     this.running.set(req.sessionId, { policy, tunnel, log });
     log.info({ rules: policy.current.rules.length }, "session started");
@@ -283,39 +253,32 @@ class RelayAgent {
     }
   }
 
-  /** The hub reloaded its policies: later commands of this session see the new rules at once. */
-  private updatePolicy(sessionId: string, bytes: Uint8Array): void {
-    const s = this.running.get(sessionId);
-    if (!s) return;
-    let granted: boolean;
-    try {
-      granted = s.policy.update(bytes);
-    } catch (err) {
-      granted = false;
-      s.log.warn({ err: (err as Error).message }, "policy update rejected");
-    }
-    if (granted) {
-      s.log.info({ rules: s.policy.current.rules.map((r) => r.rule.id) }, "policy updated");
-      return;
-    }
-    s.log.info("policy no longer grants connect; ending session");
-    s.tunnel.destroy(new VigilError("forbidden", "access revoked: policy no longer grants connect to this connection"));
-  }
-
   private async drain(reason = "relay is shutting down"): Promise<void> {
     if (!this.draining) {
       this.draining = true;
       this.log.info({ sessions: this.sessions.size, reason }, "draining");
-      this.control?.write({ msg: { $case: "drain", value: { reason } } });
+      for (const { link } of this.links.values()) link.send({ msg: { $case: "drain", value: { reason } } });
     }
     const deadline = new Promise<void>((r) => setTimeout(r, this.rc.drainTimeoutMs).unref());
     await Promise.race([Promise.allSettled([...this.sessions]), deadline]);
-    this.stop();
+    await this.stop();
   }
 
-  private stop(): void {
+  private async stop(): Promise<void> {
+    if (this.stopped) return;
     this.stopped = true;
-    this.control?.cancel();
-    this.wake?.();
+    clearInterval(this.refreshTimer);
+    for (const { link } of this.links.values()) link.stop();
+    await Promise.allSettled([...this.links.values()].map((l) => l.done));
+    this.finish();
   }
+}
+
+function credentials(rc: RelayConfig): grpc.ChannelCredentials {
+  return rc.tls ? grpc.credentials.createSsl(rc.tls.ca ? readFileSync(rc.tls.ca) : null) : grpc.credentials.createInsecure();
+}
+
+/** Dialing an IP resolved from a name: check the certificate against the name, not the IP. */
+function tlsNameOptions(serverName: string) {
+  return { "grpc.ssl_target_name_override": serverName, "grpc.default_authority": serverName };
 }

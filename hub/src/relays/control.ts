@@ -48,7 +48,7 @@ export function handleControl(call: ControlCall, deps: ControlDeps): void {
     call.end();
   };
 
-  call.write({ msg: { $case: "challenge", value: { nonce } } });
+  call.write({ msg: { $case: "challenge", value: { nonce, hubId: deps.hubId } } });
 
   call.on("data", (req: ControlRequest) => {
     const msg = req.msg;

@@ -49,6 +49,8 @@ export interface ControlResponse {
 /** Challenge is the hub's first message: the relay proves it holds its key by signing the nonce. */
 export interface Challenge {
   nonce: Buffer;
+  /** Lets a relay that reached the same hub twice (several addresses of one name) keep one link. */
+  hubId: string;
 }
 
 /** ConnectionInfo describes a connection a relay serves. Credentials never leave the relay. */
@@ -487,13 +489,16 @@ export const ControlResponse: MessageFns<ControlResponse> = {
 };
 
 function createBaseChallenge(): Challenge {
-  return { nonce: Buffer.alloc(0) };
+  return { nonce: Buffer.alloc(0), hubId: "" };
 }
 
 export const Challenge: MessageFns<Challenge> = {
   encode(message: Challenge, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.nonce.length !== 0) {
       writer.uint32(10).bytes(message.nonce);
+    }
+    if (message.hubId !== "") {
+      writer.uint32(18).string(message.hubId);
     }
     return writer;
   },
@@ -519,6 +524,14 @@ export const Challenge: MessageFns<Challenge> = {
             message.nonce = Buffer.from(reader.bytes());
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.hubId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -532,13 +545,23 @@ export const Challenge: MessageFns<Challenge> = {
   },
 
   fromJSON(object: any): Challenge {
-    return { nonce: isSet(object.nonce) ? Buffer.from(bytesFromBase64(object.nonce)) : Buffer.alloc(0) };
+    return {
+      nonce: isSet(object.nonce) ? Buffer.from(bytesFromBase64(object.nonce)) : Buffer.alloc(0),
+      hubId: isSet(object.hubId)
+        ? globalThis.String(object.hubId)
+        : isSet(object.hub_id)
+          ? globalThis.String(object.hub_id)
+          : "",
+    };
   },
 
   toJSON(message: Challenge): unknown {
     const obj: any = {};
     if (message.nonce.length !== 0) {
       obj.nonce = base64FromBytes(message.nonce);
+    }
+    if (message.hubId !== "") {
+      obj.hubId = message.hubId;
     }
     return obj;
   },
@@ -549,6 +572,7 @@ export const Challenge: MessageFns<Challenge> = {
   fromPartial(object: DeepPartial<Challenge>): Challenge {
     const message = createBaseChallenge();
     message.nonce = object.nonce ?? Buffer.alloc(0);
+    message.hubId = object.hubId ?? "";
     return message;
   },
 };
