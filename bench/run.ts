@@ -28,6 +28,7 @@ export interface BenchResult {
 const here = fileURLToPath(new URL(".", import.meta.url));
 const benches: Record<string, () => Promise<BenchResult>> = {
   tunnel: async () => (await import("./tunnel.js")).run(),
+  masking: async () => (await import("./masking.js")).run(),
   policy: async () => (await import("./policy.js")).run(),
 };
 

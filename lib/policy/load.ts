@@ -3,6 +3,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { Value } from "typebox/value";
 import { LineCounter, parseDocument, type Document } from "yaml";
 import { parseDuration } from "../duration.js";
+import { DETECTOR_NAMES } from "../masking/detectors.js";
 import { explainSchemaError, formatKey } from "../schema-errors.js";
 import { SQL_STATEMENT_KINDS } from "./command.js";
 import { globsToRegExp } from "./glob.js";
@@ -130,6 +131,11 @@ function checkPolicy(policy: Policy, fail: Fail): void {
     for (const [k, kind] of (rule.sql?.statements ?? []).entries()) {
       if (!(SQL_STATEMENT_KINDS as readonly string[]).includes(kind)) {
         fail(at("sql", "statements", k), `unknown statement kind "${kind}" (known: ${SQL_STATEMENT_KINDS.join(", ")})`);
+      }
+    }
+    for (const [k, name] of (rule.mask?.detectors ?? []).entries()) {
+      if (!(DETECTOR_NAMES as readonly string[]).includes(name)) {
+        fail(at("mask", "detectors", k), `unknown detector "${name}" (known: ${DETECTOR_NAMES.join(", ")})`);
       }
     }
     if (rule.shell?.pattern !== undefined) {

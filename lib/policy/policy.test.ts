@@ -55,6 +55,9 @@ describe("policy loader", () => {
     assert.match(review.message, /^p\.yaml:5: .*effect review needs approvers/);
     const two = policyError(() => parsePolicyFile("policies:\n  - name: a\n    rules:\n      - name: r\n        effect: deny\n        sql: {ddl: true}\n        shell: {commands: [rm]}\n", "p.yaml"));
     assert.match(two.message, /a rule matches one protocol/);
+    const detector = policyError(() => parsePolicyFile("policies:\n  - name: a\n    rules:\n      - name: r\n        effect: mask\n        mask:\n          detectors: [email, ssn_us]\n", "p.yaml"));
+    assert.equal(detector.line, 7);
+    assert.match(detector.message, /unknown detector "ssn_us" \(known: .*national_id/);
     const effect = policyError(() => parsePolicyFile("policies:\n  - name: a\n    rules:\n      - name: r\n        effect: maybe\n", "p.yaml"));
     assert.equal(effect.message, 'p.yaml:5: policies[0].rules[0].effect: expected one of allow, deny, review, mask (got "maybe")');
   });
