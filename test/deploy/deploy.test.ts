@@ -358,15 +358,19 @@ describe("deploy: docker compose", () => {
     const relay = loadConfig({ file: join(COMPOSE_DIR, configOf(byRole("relay")[0]!).replace("/etc/vigil/", "")) });
     assert.ok(names.has(new URL(hub.storage.nats!.url).hostname), "NATS host is a service");
     assert.ok(names.has(new URL(hub.storage.clickhouse!.url).hostname), "ClickHouse host is a service");
-    assert.ok(names.has(hostOf(relay.relay!.hub)), "relay.hub is a service or alias");
     for (const c of relay.relay!.connections)
       assert.ok(names.has(hostOf(c.target)), `connection ${c.name}: target is a service`);
-    // The relay dials a hub (by name or alias) on the hubs' gRPC port.
-    assert.ok(
-      byRole("hub").some((name) => aliasesOf(name, service(name)).includes(hostOf(relay.relay!.hub))),
-      `${relay.relay!.hub} is a hub`,
-    );
-    assert.equal(portOf(relay.relay!.hub), portOf(hub.listen.grpc));
+    // The relay dials every hub (by name or alias) on the hubs' gRPC port.
+    const dialled = relay.relay!.hubs ?? [relay.relay!.hub];
+    for (const entry of dialled) {
+      assert.ok(names.has(hostOf(entry)), `${entry} is a service or alias`);
+      assert.ok(
+        byRole("hub").some((name) => aliasesOf(name, service(name)).includes(hostOf(entry))),
+        `${entry} is a hub`,
+      );
+      assert.equal(portOf(entry), portOf(hub.listen.grpc));
+    }
+    assert.equal(new Set(dialled.map(hostOf)).size, byRole("hub").length, "the relay links to every hub");
   });
 
   describe("runs without Docker: the services as processes, wired like compose wires them", () => {
@@ -531,14 +535,19 @@ describe("deploy: docker compose", () => {
     it("the relay enrolls with the fleet token and its key on the relay-data volume, and drains on SIGTERM", async function () {
       this.timeout(40_000);
       const name = byRole("relay")[0]!;
-      // Resolve relay.hub like compose's DNS would: to the hub service with that name or alias.
-      const dialled = hostOf(loadConfig({ file: hostConfigPath(name) }).relay!.hub);
-      const firstName = byRole("hub").find((h) => aliasesOf(h, service(h)).includes(dialled));
-      const first = hubs.get(firstName ?? "");
-      assert.ok(firstName && first, `relay.hub ${dialled} is a running hub`);
+      // Resolve relay.hubs like compose's DNS would: each to the hub service with that name or alias.
+      const configured = loadConfig({ file: hostConfigPath(name) }).relay!;
+      const linked = (configured.hubs ?? [configured.hub]).map((entry) => {
+        const hubName = byRole("hub").find((h) => aliasesOf(h, service(h)).includes(hostOf(entry)));
+        const running = hubs.get(hubName ?? "");
+        assert.ok(hubName && running, `relay hub ${entry} is a running hub`);
+        return { hubName, running };
+      });
+      const { hubName: firstName, running: first } = linked[0]!;
       const config = hostConfig(name, (c) => {
-        const relay = c.relay as { hub: string };
+        const relay = c.relay as { hub: string; hubs?: string[] };
         relay.hub = first.grpc;
+        relay.hubs = linked.map((l) => l.running.grpc);
       });
       const relay = spawnVigil(name, ["relay", "--config", config], environmentOf(service(name)));
       vigils.push(relay);
@@ -559,6 +568,13 @@ describe("deploy: docker compose", () => {
         listed.connections.map((c) => c.name),
         ["demo-postgres"],
       );
+      for (const { hubName, running } of linked.slice(1)) {
+        await eventually(`${name} also online on ${hubName}`, async () => {
+          const res = await fetch(`${running.api}/api/v1/relays`, { headers: { authorization: `Bearer ${adminToken}` } });
+          const body = (await res.json()) as { relays: Array<{ id: string; status: string }> };
+          return body.relays.find((r) => r.id === expectedId && r.status === "online");
+        });
+      }
       const keyFile = (loadConfig({ file: config }).relay?.keyFile ?? "").toString();
       assert.ok(keyFile.startsWith(join(root, "volumes/relay-data")), `key on the relay-data volume: ${keyFile}`);
       assert.equal(createPrivateKey(readFileSync(keyFile, "utf8")).asymmetricKeyType, "ed25519");
@@ -729,7 +745,7 @@ describe("deploy: Helm chart", () => {
     it("renders valid Kubernetes objects: hub Deployment/Service/PDB, relay StatefulSet/NetworkPolicy, ConfigMaps, Secrets", () => {
       assert.deepEqual(release.names("Deployment"), ["vigil-hub"]);
       assert.deepEqual(release.names("StatefulSet"), ["vigil-relay"]);
-      assert.deepEqual(release.names("Service"), ["vigil-hub"]);
+      assert.deepEqual(release.names("Service").sort(), ["vigil-hub", "vigil-hub-peers"]);
       assert.deepEqual(release.names("ConfigMap").sort(), ["vigil-hub", "vigil-relay"]);
       assert.deepEqual(release.names("Secret").sort(), ["vigil-enrollment", "vigil-signing-key"]);
       assert.deepEqual(release.names("NetworkPolicy"), ["vigil-relay"]);
@@ -794,7 +810,7 @@ describe("deploy: Helm chart", () => {
     it("the relay keeps its key on a PVC, dials this release's hub, is named after its pod and drains before it is killed", () => {
       const c = container(relay.spec, "relay");
       const config = podConfig(release, "vigil-relay", "relay.yaml", c);
-      assert.equal(config.relay?.hub, "vigil-hub:8010");
+      assert.equal(config.relay?.hub, "vigil-hub-peers:8010", "the headless Service: one link per hub pod");
       assert.equal(config.relay?.insecure, true, "default: plaintext to the in-cluster hub");
       assert.equal(config.relay?.id, "pod-0", "VIGIL_RELAY_ID from metadata.name");
       const claim = relay.spec?.volumeClaimTemplates?.[0];

@@ -86,12 +86,15 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
 
-{{/* Where the relay dials: relay.hubAddress, else this release's hub Service. */}}
+{{/*
+Where the relay dials: relay.hubAddress, else this release's headless hub Service, whose name resolves
+to every hub pod: the relay links to each replica, so a session can start at any of them.
+*/}}
 {{- define "vigil.relay.hubAddress" -}}
 {{- if .Values.relay.hubAddress }}
 {{- .Values.relay.hubAddress }}
 {{- else if .Values.hub.enabled }}
-{{- printf "%s:%v" (include "vigil.hub.fullname" .) .Values.hub.ports.grpc }}
+{{- printf "%s-peers:%v" (include "vigil.hub.fullname" .) .Values.hub.ports.grpc }}
 {{- else }}
 {{- fail "relay.hubAddress is required when hub.enabled is false (the hub's gRPC address, host:port)" }}
 {{- end }}
