@@ -50,7 +50,11 @@ export async function run(): Promise<BenchResult> {
   await loadSqlParser();
   const set = loadPolicies(["policies/default.yaml"]);
   set.policies.push(...parsePolicyFile(teamPolicies(), "bench-teams.yaml"));
-  const compiled = compilePolicy(set, { subject: "agent-7", groups: ["team3", "team7"] }, { name: "pg-prod", type: "postgres", labels: { env: "prod" }, segment: "eu-1" });
+  const compiled = compilePolicy(
+    set,
+    { subject: "agent-7", groups: ["team3", "team7"] },
+    { name: "pg-prod", type: "postgres", labels: { env: "prod" }, segment: "eu-1" },
+  );
   const prepared = preparePolicy(compiled);
   const commands: SqlCommand[] = STATEMENTS.map((s) => analyzeSql(s));
 
@@ -87,8 +91,23 @@ export async function run(): Promise<BenchResult> {
     machine: `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, Node ${process.version}`,
     command: "npm run bench -- policy",
     rows: [
-      { metric: "decisions per second", direct: null, vigil: rate / 1000, unit: "k/s", ratio: null, better: "higher", target: "≥ 200 k/s" },
-      { metric: "SQL parse, cached statement text", direct: null, vigil: parseRate / 1000, unit: "k/s", ratio: null, better: "higher" },
+      {
+        metric: "decisions per second",
+        direct: null,
+        vigil: rate / 1000,
+        unit: "k/s",
+        ratio: null,
+        better: "higher",
+        target: "≥ 200 k/s",
+      },
+      {
+        metric: "SQL parse, cached statement text",
+        direct: null,
+        vigil: parseRate / 1000,
+        unit: "k/s",
+        ratio: null,
+        better: "higher",
+      },
     ],
     notes: [
       `Policy: policies/default.yaml plus 20 team policies; ${compiled.rules.length} rules apply to the session. ${STATEMENTS.length} statements in rotation (${[...effects].map(([e, n]) => `${n} ${e}`).join(", ")}).`,

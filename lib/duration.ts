@@ -12,6 +12,11 @@ export function parseDuration(value: string): number {
 /** Milliseconds as the largest whole unit that fits: 6000 → "6s", 1800000 → "30m", 7200000 → "2h". */
 export function formatDuration(ms: number): string {
   const s = Math.round(ms / 1000);
-  for (const [unit, size] of [["d", 86400], ["h", 3600], ["m", 60]] as const) if (s >= size && s % size === 0) return `${s / size}${unit}`;
+  for (const [unit, size] of [
+    ["d", 86400],
+    ["h", 3600],
+    ["m", 60],
+  ] as const)
+    if (s >= size && s % size === 0) return `${s / size}${unit}`;
   return s >= 60 ? `${Math.round(s / 60)}m` : `${s}s`;
 }

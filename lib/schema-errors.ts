@@ -10,7 +10,11 @@ const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !
  * loader and the policy loader so both speak the same way ("expected one of …", "unknown key").
  * `patterns` maps a schema regex to the words users should see instead of the regex.
  */
-export function explainSchemaError(e: SchemaError, root: unknown, patterns: Record<string, string> = {}): { path: string[]; detail: string } {
+export function explainSchemaError(
+  e: SchemaError,
+  root: unknown,
+  patterns: Record<string, string> = {},
+): { path: string[]; detail: string } {
   const path = e.instancePath
     .split("/")
     .slice(1)
@@ -66,4 +70,5 @@ export function formatKey(path: string[]): string {
   return path.reduce((acc, seg) => (/^\d+$/.test(seg) ? `${acc}[${seg}]` : acc ? `${acc}.${seg}` : seg), "");
 }
 
-const truncate = (s: string | undefined) => (s === undefined ? "undefined" : s.length > 60 ? `${s.slice(0, 57)}...` : s);
+const truncate = (s: string | undefined) =>
+  s === undefined ? "undefined" : s.length > 60 ? `${s.slice(0, 57)}...` : s;

@@ -17,7 +17,11 @@ export function accessCommand(program: Command): void {
       .option("--wait", "wait for the decision and exit non-zero unless approved"),
   ).action(async (connection: string, opts: { for: string; reason: string; wait?: boolean }, cmd: Command) => {
     const client = clientOptions(cmd);
-    let a = await apiRequest<Approval>(client, "POST", "api/v1/access", { connection, duration: opts.for, reason: opts.reason });
+    let a = await apiRequest<Approval>(client, "POST", "api/v1/access", {
+      connection,
+      duration: opts.for,
+      reason: opts.reason,
+    });
     process.stdout.write(describe(a) + "\n");
     if (!opts.wait) return;
     while (a.effectiveStatus === "pending") {

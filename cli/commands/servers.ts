@@ -21,7 +21,13 @@ export function serverCommands(program: Command): void {
       const hub = await startHub(config, log);
       const relayConfig: Config = {
         ...config,
-        relay: { ...config.relay!, id: config.relay?.id ?? "local", hub: dialableAddress(hub.grpcAddress), hubs: undefined, token: hub.enrollmentToken },
+        relay: {
+          ...config.relay!,
+          id: config.relay?.id ?? "local",
+          hub: dialableAddress(hub.grpcAddress),
+          hubs: undefined,
+          token: hub.enrollmentToken,
+        },
       };
       const relay = await startRelay(relayConfig, log);
       await relay.ready;

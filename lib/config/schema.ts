@@ -115,7 +115,13 @@ const Hub = Type.Object(
 const Approvals = Type.Object(
   {
     webhook: Type.Optional(
-      Type.Object({ url: Type.String({ pattern: "^https?://\\S+$" }), headers: Type.Optional(Type.Record(Type.String(), Type.String())) }, closed),
+      Type.Object(
+        {
+          url: Type.String({ pattern: "^https?://\\S+$" }),
+          headers: Type.Optional(Type.Record(Type.String(), Type.String())),
+        },
+        closed,
+      ),
     ),
   },
   { ...closed, default: {} },

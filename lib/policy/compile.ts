@@ -59,7 +59,12 @@ const MATCHERS_FOR: Record<string, readonly ("sql" | "shell" | "http" | "kuberne
  * @param accessGrants ids of approved, unexpired access requests of `who` for this connection: each
  * grants connect like a policy does ("access:<id>").
  */
-export function compilePolicy(set: PolicySet, who: PolicySubject, connection: PolicyConnection, accessGrants: readonly string[] = []): CompiledPolicy {
+export function compilePolicy(
+  set: PolicySet,
+  who: PolicySubject,
+  connection: PolicyConnection,
+  accessGrants: readonly string[] = [],
+): CompiledPolicy {
   const applicable = set.policies.filter((p) => matches(p.match, who, connection));
   const usable = MATCHERS_FOR[connection.type] ?? [];
   const rules: CompiledRule[] = [];
@@ -68,18 +73,30 @@ export function compilePolicy(set: PolicySet, who: PolicySubject, connection: Po
       const matcher = (["sql", "shell", "http", "kubernetes"] as const).find((m) => r[m] !== undefined);
       if (matcher && !usable.includes(matcher)) continue;
       const rule: CompiledRule = { id: `${p.name}/${r.name}`, effect: r.effect };
-      if (r.approvers) rule.approvers = { groups: r.approvers.groups, count: r.approvers.count, timeoutMs: parseDuration(r.approvers.timeout) * 1000 };
+      if (r.approvers)
+        rule.approvers = {
+          groups: r.approvers.groups,
+          count: r.approvers.count,
+          timeoutMs: parseDuration(r.approvers.timeout) * 1000,
+        };
       if (r.mask) rule.mask = r.mask;
       if (matcher) Object.assign(rule, { [matcher]: r[matcher] });
       rules.push(rule);
     }
   }
-  const grantedBy = [...applicable.filter((p) => p.connect).map((p) => p.name), ...accessGrants.map((id) => `access:${id}`)];
+  const grantedBy = [
+    ...applicable.filter((p) => p.connect).map((p) => p.name),
+    ...accessGrants.map((id) => `access:${id}`),
+  ];
   return { v: 1, connect: grantedBy.length > 0, grantedBy, rules };
 }
 
 /** The access rule (approvers, longest duration) under which `who` may request access to a connection. */
-export function accessRuleFor(set: PolicySet, who: PolicySubject, connection: PolicyConnection): { policy: string; approvers: Approvers; maxDurationMs: number } | undefined {
+export function accessRuleFor(
+  set: PolicySet,
+  who: PolicySubject,
+  connection: PolicyConnection,
+): { policy: string; approvers: Approvers; maxDurationMs: number } | undefined {
   const p = set.policies.find((p) => p.access && matches(p.match, who, connection));
   if (!p?.access) return undefined;
   const a = p.access.approvers;

@@ -97,7 +97,8 @@ function matcherFor(rule: CompiledRule): (cmd: Command) => boolean {
   return () => true;
 }
 
-const optionalRe = (globs: readonly string[] | undefined, flags = "") => (globs ? globsToRegExp(globs, flags) : undefined);
+const optionalRe = (globs: readonly string[] | undefined, flags = "") =>
+  globs ? globsToRegExp(globs, flags) : undefined;
 
 function sqlMatcher(m: NonNullable<CompiledRule["sql"]>): (cmd: Command) => boolean {
   const kinds = m.statements ? new Set(m.statements) : undefined;
@@ -175,7 +176,10 @@ function kubernetesMatcher(m: NonNullable<CompiledRule["kubernetes"]>): (cmd: Co
   };
 }
 
-const emptyMasks = (): MaskPlan => ({ live: { detectors: [], columns: [], fields: [] }, record: { detectors: [], columns: [], fields: [] } });
+const emptyMasks = (): MaskPlan => ({
+  live: { detectors: [], columns: [], fields: [] },
+  record: { detectors: [], columns: [], fields: [] },
+});
 const cloneMasks = (m: MaskPlan): MaskPlan => ({
   live: { detectors: [...m.live.detectors], columns: [...m.live.columns], fields: [...m.live.fields] },
   record: { detectors: [...m.record.detectors], columns: [...m.record.columns], fields: [...m.record.fields] },
@@ -183,7 +187,8 @@ const cloneMasks = (m: MaskPlan): MaskPlan => ({
 
 function addMask(plan: MaskPlan, rule: CompiledRule): void {
   const mask = rule.mask!;
-  const targets = mask.apply === "live" ? [plan.live] : mask.apply === "record" ? [plan.record] : [plan.live, plan.record];
+  const targets =
+    mask.apply === "live" ? [plan.live] : mask.apply === "record" ? [plan.record] : [plan.live, plan.record];
   for (const t of targets) {
     union(t.detectors, mask.detectors ?? []);
     union(t.columns, mask.columns ?? []);

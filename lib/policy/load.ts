@@ -62,7 +62,8 @@ export function loadPolicies(patterns: readonly string[], cwd = process.cwd()): 
   for (const file of files) {
     for (const policy of parsePolicyFile(readFileSync(file, "utf8"), file)) {
       const first = names.get(policy.name);
-      if (first) throw new PolicyError(file, lineOf(policy.source), `policy "${policy.name}" is already defined at ${first}`);
+      if (first)
+        throw new PolicyError(file, lineOf(policy.source), `policy "${policy.name}" is already defined at ${first}`);
       names.set(policy.name, policy.source);
       policies.push(policy);
     }
@@ -102,7 +103,10 @@ const MATCHERS = ["sql", "shell", "http", "kubernetes"] as const;
 /** What the schema cannot say: one matcher per rule, effects that need their block, valid kinds and patterns. */
 function checkPolicy(policy: Policy, fail: Fail): void {
   if (policy.access) {
-    for (const [key, value] of [["maxDuration", policy.access.maxDuration], ["approvers", policy.access.approvers.timeout]] as const) {
+    for (const [key, value] of [
+      ["maxDuration", policy.access.maxDuration],
+      ["approvers", policy.access.approvers.timeout],
+    ] as const) {
       try {
         parseDuration(value);
       } catch (err) {
@@ -117,9 +121,11 @@ function checkPolicy(policy: Policy, fail: Fail): void {
     ruleNames.add(rule.name);
     const present = MATCHERS.filter((m) => rule[m] !== undefined);
     if (present.length > 1) fail(at(present[1]!), `a rule matches one protocol; found ${present.join(" and ")}`);
-    if (rule.effect === "review" && !rule.approvers) fail(at("effect"), "effect review needs approvers: {groups, count, timeout}");
+    if (rule.effect === "review" && !rule.approvers)
+      fail(at("effect"), "effect review needs approvers: {groups, count, timeout}");
     if (rule.effect !== "review" && rule.approvers) fail(at("approvers"), "approvers only apply to effect review");
-    if (rule.effect === "mask" && !rule.mask) fail(at("effect"), "effect mask needs mask: {detectors | columns | fields, apply}");
+    if (rule.effect === "mask" && !rule.mask)
+      fail(at("effect"), "effect mask needs mask: {detectors | columns | fields, apply}");
     if (rule.effect !== "mask" && rule.mask) fail(at("mask"), "mask only applies to effect mask");
     if (rule.approvers) {
       try {

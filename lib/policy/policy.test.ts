@@ -20,7 +20,11 @@ const stmt = (kind: SqlStatement["kind"], extra: Partial<SqlStatement> = {}): Sq
   ...extra,
 });
 const sql = (...statements: SqlStatement[]): SqlCommand => ({ protocol: "sql", statements, text: "…" });
-const shell = (...argvs: string[][]): ShellCommand => ({ protocol: "shell", commands: argvs.map((argv) => ({ argv, env: {} })), text: argvs.map((a) => a.join(" ")).join("; ") });
+const shell = (...argvs: string[][]): ShellCommand => ({
+  protocol: "shell",
+  commands: argvs.map((argv) => ({ argv, env: {} })),
+  text: argvs.map((a) => a.join(" ")).join("; "),
+});
 const k8s = (verb: string, resource: string, namespace?: string, name?: string): Command => ({
   protocol: "http",
   method: "DELETE",
@@ -45,21 +49,46 @@ function policyError(fn: () => unknown): PolicyError {
 
 describe("policy loader", () => {
   it("names file and line for YAML errors, schema errors and semantic errors", () => {
-    assert.match(policyError(() => parsePolicyFile("policies:\n  - name: a\n    match: [\n", "p.yaml")).message, /^p\.yaml:\d+: /);
+    assert.match(
+      policyError(() => parsePolicyFile("policies:\n  - name: a\n    match: [\n", "p.yaml")).message,
+      /^p\.yaml:\d+: /,
+    );
     const unknown = policyError(() => parsePolicyFile("policies:\n  - name: a\n    conect: true\n", "p.yaml"));
     assert.equal(unknown.message, "p.yaml:3: policies[0].conect: unknown key");
-    const kind = policyError(() => parsePolicyFile("policies:\n  - name: a\n    rules:\n      - name: r\n        effect: deny\n        sql: { statements: [drop_everything] }\n", "p.yaml"));
+    const kind = policyError(() =>
+      parsePolicyFile(
+        "policies:\n  - name: a\n    rules:\n      - name: r\n        effect: deny\n        sql: { statements: [drop_everything] }\n",
+        "p.yaml",
+      ),
+    );
     assert.equal(kind.line, 6);
     assert.match(kind.message, /unknown statement kind "drop_everything"/);
-    const review = policyError(() => parsePolicyFile("policies:\n  - name: a\n    rules:\n      - name: r\n        effect: review\n", "p.yaml"));
+    const review = policyError(() =>
+      parsePolicyFile("policies:\n  - name: a\n    rules:\n      - name: r\n        effect: review\n", "p.yaml"),
+    );
     assert.match(review.message, /^p\.yaml:5: .*effect review needs approvers/);
-    const two = policyError(() => parsePolicyFile("policies:\n  - name: a\n    rules:\n      - name: r\n        effect: deny\n        sql: {ddl: true}\n        shell: {commands: [rm]}\n", "p.yaml"));
+    const two = policyError(() =>
+      parsePolicyFile(
+        "policies:\n  - name: a\n    rules:\n      - name: r\n        effect: deny\n        sql: {ddl: true}\n        shell: {commands: [rm]}\n",
+        "p.yaml",
+      ),
+    );
     assert.match(two.message, /a rule matches one protocol/);
-    const detector = policyError(() => parsePolicyFile("policies:\n  - name: a\n    rules:\n      - name: r\n        effect: mask\n        mask:\n          detectors: [email, ssn_us]\n", "p.yaml"));
+    const detector = policyError(() =>
+      parsePolicyFile(
+        "policies:\n  - name: a\n    rules:\n      - name: r\n        effect: mask\n        mask:\n          detectors: [email, ssn_us]\n",
+        "p.yaml",
+      ),
+    );
     assert.equal(detector.line, 7);
     assert.match(detector.message, /unknown detector "ssn_us" \(known: .*national_id/);
-    const effect = policyError(() => parsePolicyFile("policies:\n  - name: a\n    rules:\n      - name: r\n        effect: maybe\n", "p.yaml"));
-    assert.equal(effect.message, 'p.yaml:5: policies[0].rules[0].effect: expected one of allow, deny, review, mask (got "maybe")');
+    const effect = policyError(() =>
+      parsePolicyFile("policies:\n  - name: a\n    rules:\n      - name: r\n        effect: maybe\n", "p.yaml"),
+    );
+    assert.equal(
+      effect.message,
+      'p.yaml:5: policies[0].rules[0].effect: expected one of allow, deny, review, mask (got "maybe")',
+    );
   });
 
   it("refuses the same policy name in two files", () => {
@@ -76,7 +105,10 @@ describe("policy loader", () => {
 
   it("loads the shipped default policy", () => {
     const set = loadPolicies(["policies/default.yaml"]);
-    assert.deepEqual(set.policies.map((p) => p.name), ["admins", "baseline", "production"]);
+    assert.deepEqual(
+      set.policies.map((p) => p.name),
+      ["admins", "baseline", "production"],
+    );
   });
 });
 
@@ -103,16 +135,26 @@ describe("policy compiler and evaluator (default policy)", () => {
   it("denies, reviews and allows SQL as the default policy says", () => {
     const prod = preparePolicy(compilePolicy(set, admin, pgProd));
     const dev = preparePolicy(compilePolicy(set, admin, pgDev));
-    assert.deepEqual(evaluate(prod, sql(stmt("drop_database"))), { effect: "deny", rule: "baseline/no-drop-database", reason: "denied by baseline/no-drop-database" });
+    assert.deepEqual(evaluate(prod, sql(stmt("drop_database"))), {
+      effect: "deny",
+      rule: "baseline/no-drop-database",
+      reason: "denied by baseline/no-drop-database",
+    });
     const unbounded = evaluate(prod, sql(stmt("delete", { hasWhere: false })));
     assert.equal(unbounded.effect, "review");
     assert.equal(unbounded.effect === "review" && unbounded.approvers.timeoutMs, 15 * 60 * 1000);
     assert.equal(evaluate(dev, sql(stmt("delete", { hasWhere: false }))).effect, "allow");
     assert.equal(evaluate(prod, sql(stmt("delete"))).effect, "allow");
     // A nested DELETE without WHERE inside a SELECT (WITH … DELETE) is still seen.
-    assert.equal(evaluate(prod, sql(stmt("select", { nested: [stmt("delete", { hasWhere: false })] }))).effect, "review");
+    assert.equal(
+      evaluate(prod, sql(stmt("select", { nested: [stmt("delete", { hasWhere: false })] }))).effect,
+      "review",
+    );
     // Deny overrides review in one multi-statement command.
-    assert.equal(evaluate(prod, sql(stmt("delete", { hasWhere: false }), stmt("truncate", { ddl: true }))).effect, "deny");
+    assert.equal(
+      evaluate(prod, sql(stmt("delete", { hasWhere: false }), stmt("truncate", { ddl: true }))).effect,
+      "deny",
+    );
     assert.equal(evaluate(prod, sql(stmt("select", { functions: ["pg_catalog.pg_read_file"] }))).effect, "deny");
     assert.deepEqual(evaluate(prod, { protocol: "sql", statements: [], parseError: "syntax error", text: "selec" }), {
       effect: "deny",
@@ -124,12 +166,19 @@ describe("policy compiler and evaluator (default policy)", () => {
   it("carries the mask plan on allowed commands", () => {
     const d = evaluate(preparePolicy(compilePolicy(set, admin, pgDev)), sql(stmt("select")));
     assert.equal(d.effect, "allow");
-    assert.ok(d.effect === "allow" && d.masks.live.detectors.includes("card") && d.masks.record.columns.includes("*.password"));
+    assert.ok(
+      d.effect === "allow" && d.masks.live.detectors.includes("card") && d.masks.record.columns.includes("*.password"),
+    );
   });
 
   it("matches shell flags and arguments, not substrings", () => {
     const ssh = preparePolicy(compilePolicy(set, admin, { ...pgDev, type: "ssh" }));
-    for (const argv of [["rm", "-rf", "/"], ["rm", "-r", "-f", "/"], ["/bin/rm", "--recursive", "--force", "/"], ["rm", "-fR", "/etc"]]) {
+    for (const argv of [
+      ["rm", "-rf", "/"],
+      ["rm", "-r", "-f", "/"],
+      ["/bin/rm", "--recursive", "--force", "/"],
+      ["rm", "-fR", "/etc"],
+    ]) {
       assert.equal(evaluate(ssh, shell(argv)).effect, "deny", argv.join(" "));
     }
     assert.equal(evaluate(ssh, shell(["rm", "-rf", "/tmp/build"])).effect, "allow");
@@ -139,8 +188,19 @@ describe("policy compiler and evaluator (default policy)", () => {
     assert.equal(evaluate(ssh, shell(["rm", "-rf", "--", "/"])).effect, "deny");
     assert.equal(evaluate(ssh, shell(["dd", "if=/dev/zero", "of=/dev/sda"])).effect, "deny");
     const hidden = evaluate(ssh, shell(["$X", "-rf", "/"]));
-    assert.deepEqual(hidden, { effect: "deny", rule: UNPARSEABLE_RULE, reason: 'the program name "$X" depends on shell expansion' });
-    const http = evaluate(preparePolicy(compilePolicy(set, admin, { ...pgDev, type: "http" })), { protocol: "http", method: "GET", path: "/a%2Fb", query: "", parseError: "encoded slash", text: "GET /a%2Fb" });
+    assert.deepEqual(hidden, {
+      effect: "deny",
+      rule: UNPARSEABLE_RULE,
+      reason: 'the program name "$X" depends on shell expansion',
+    });
+    const http = evaluate(preparePolicy(compilePolicy(set, admin, { ...pgDev, type: "http" })), {
+      protocol: "http",
+      method: "GET",
+      path: "/a%2Fb",
+      query: "",
+      parseError: "encoded slash",
+      text: "GET /a%2Fb",
+    });
     assert.equal(http.effect, "deny");
   });
 

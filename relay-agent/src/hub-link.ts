@@ -1,5 +1,11 @@
 import type * as grpc from "@grpc/grpc-js";
-import type { ControlRequest, ControlResponse, Hello, OpenTunnel, RelayServiceClient } from "../../proto/gen/vigil/v1/relay.js";
+import type {
+  ControlRequest,
+  ControlResponse,
+  Hello,
+  OpenTunnel,
+  RelayServiceClient,
+} from "../../proto/gen/vigil/v1/relay.js";
 import type { RelayConfig } from "../../lib/config/schema.js";
 import type { Logger } from "../../lib/log.js";
 
@@ -120,7 +126,8 @@ export class HubLink {
               call.write({ msg: { $case: "heartbeat", value: { sentAtMs: BigInt(Date.now()), activeSessions } } });
             }, interval);
             this.log.info({ hub: msg.value.hubId, address: this.address }, "enrolled with hub");
-            if (this.owner.isDraining()) call.write({ msg: { $case: "drain", value: { reason: "relay is draining" } } });
+            if (this.owner.isDraining())
+              call.write({ msg: { $case: "drain", value: { reason: "relay is draining" } } });
             this.owner.welcomed(this, msg.value.hubId);
             return;
           }
@@ -143,7 +150,8 @@ export class HubLink {
         }
       });
       call.on("error", (err) => {
-        if (!this.stopped && !duplicate) this.log.warn({ hub: this.address, err: err.message }, "control stream failed");
+        if (!this.stopped && !duplicate)
+          this.log.warn({ hub: this.address, err: err.message }, "control stream failed");
         end();
       });
       call.on("end", end);

@@ -8,7 +8,13 @@ import { dataDir } from "../../lib/config/load.js";
 import type { Config, Connection, RelayConfig } from "../../lib/config/schema.js";
 import { VigilError, type VigilErrorCode } from "../../lib/errors.js";
 import { CLIENT_CHANNEL_OPTIONS } from "../../lib/grpc-options.js";
-import { helloSigningPayload, loadOrCreateKey, signEd25519, tunnelSigningPayload, type Ed25519Key } from "../../lib/keys.js";
+import {
+  helloSigningPayload,
+  loadOrCreateKey,
+  signEd25519,
+  tunnelSigningPayload,
+  type Ed25519Key,
+} from "../../lib/keys.js";
 import type { Logger } from "../../lib/log.js";
 import { FrameDuplex } from "../../lib/tunnel/frame-duplex.js";
 import { RelayClient } from "../../lib/tunnel/services.js";
@@ -44,13 +50,23 @@ export async function startRelay(config: Config, log: Logger): Promise<Relay> {
   if (!token) throw new Error("config: relay.token or relay.tokenFile is required (the hub's enrollment token)");
   const hubs = rc.hubs ?? [rc.hub];
   for (const hub of hubs) checkTransport(rc, hub);
-  const agent = new RelayAgent(id, rc, hubs, key, token, checkConnections(rc.connections), log.child({ relay: id, segment: rc.segment }));
+  const agent = new RelayAgent(
+    id,
+    rc,
+    hubs,
+    key,
+    token,
+    checkConnections(rc.connections),
+    log.child({ relay: id, segment: rc.segment }),
+  );
   return agent.start();
 }
 
 function checkTransport(rc: RelayConfig, hub: string): void {
   if (rc.tls || rc.insecure || isLoopback(parseHostPort(hub).host)) return;
-  throw new Error(`config: relay hub ${hub} is not on loopback; set relay.tls (or relay.insecure: true to send plaintext)`);
+  throw new Error(
+    `config: relay hub ${hub} is not on loopback; set relay.tls (or relay.insecure: true to send plaintext)`,
+  );
 }
 
 function checkConnections(list: readonly Connection[]): Map<string, Connection> {
@@ -124,7 +140,10 @@ class RelayAgent implements LinkOwner {
   }
 
   private addLink(a: HubAddress): void {
-    const options = { ...CLIENT_CHANNEL_OPTIONS, ...(this.rc.tls ? tlsNameOptions(this.rc.tls.serverName ?? a.serverName) : {}) };
+    const options = {
+      ...CLIENT_CHANNEL_OPTIONS,
+      ...(this.rc.tls ? tlsNameOptions(this.rc.tls.serverName ?? a.serverName) : {}),
+    };
     const client = new RelayClient(a.address, credentials(this.rc), options);
     const link = new HubLink(a.address, client, this.rc, this, this.log);
     this.links.set(a.address, { link, done: link.run() });
@@ -275,7 +294,9 @@ class RelayAgent implements LinkOwner {
 }
 
 function credentials(rc: RelayConfig): grpc.ChannelCredentials {
-  return rc.tls ? grpc.credentials.createSsl(rc.tls.ca ? readFileSync(rc.tls.ca) : null) : grpc.credentials.createInsecure();
+  return rc.tls
+    ? grpc.credentials.createSsl(rc.tls.ca ? readFileSync(rc.tls.ca) : null)
+    : grpc.credentials.createInsecure();
 }
 
 /** Dialing an IP resolved from a name: check the certificate against the name, not the IP. */

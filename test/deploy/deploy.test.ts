@@ -570,7 +570,9 @@ describe("deploy: docker compose", () => {
       );
       for (const { hubName, running } of linked.slice(1)) {
         await eventually(`${name} also online on ${hubName}`, async () => {
-          const res = await fetch(`${running.api}/api/v1/relays`, { headers: { authorization: `Bearer ${adminToken}` } });
+          const res = await fetch(`${running.api}/api/v1/relays`, {
+            headers: { authorization: `Bearer ${adminToken}` },
+          });
           const body = (await res.json()) as { relays: Array<{ id: string; status: string }> };
           return body.relays.find((r) => r.id === expectedId && r.status === "online");
         });

@@ -2,7 +2,16 @@ import assert from "node:assert/strict";
 import { freePort } from "../support/services.js";
 import { echoServer, type Target } from "../support/targets.js";
 import { eventually, Workdir, type VigilProcess } from "../support/vigil.js";
-import { createToken, dial, echoRoundTrip, relayStatus, startConnect, startHubProcess, startRelayProcess, type HubHandle } from "../support/mesh.js";
+import {
+  createToken,
+  dial,
+  echoRoundTrip,
+  relayStatus,
+  startConnect,
+  startHubProcess,
+  startRelayProcess,
+  type HubHandle,
+} from "../support/mesh.js";
 
 describe("one relay linked to every hub replica", function () {
   this.timeout(120_000);
@@ -15,14 +24,20 @@ describe("one relay linked to every hub replica", function () {
   before(async () => {
     echo = await echoServer();
     const shared = { identity: { signingKeyFile: dir.file("signing.key") } };
-    hubs.push(await startHubProcess(dir, { name: "hub-a", extra: shared }), await startHubProcess(dir, { name: "hub-b", extra: shared }));
+    hubs.push(
+      await startHubProcess(dir, { name: "hub-a", extra: shared }),
+      await startHubProcess(dir, { name: "hub-b", extra: shared }),
+    );
     relay = startRelayProcess(dir, {
       id: "relay-multi",
       hub: hubs[0]!.grpc,
       connections: [{ name: "echo", type: "tcp", target: echo.address }],
       extra: { hubs: hubs.map((h) => h.grpc) },
     });
-    for (const hub of hubs) await eventually(`relay online at ${hub.api}`, async () => ((await relayStatus(hub, hub.adminToken, "relay-multi")) === "online" ? true : undefined));
+    for (const hub of hubs)
+      await eventually(`relay online at ${hub.api}`, async () =>
+        (await relayStatus(hub, hub.adminToken, "relay-multi")) === "online" ? true : undefined,
+      );
   });
 
   after(async () => {

@@ -5,7 +5,16 @@ import { join } from "node:path";
 import { freePort } from "../support/services.js";
 import { echoServer, type Target } from "../support/targets.js";
 import { eventually, sleep, Workdir, type VigilProcess } from "../support/vigil.js";
-import { createToken, dial, echoRoundTrip, relayStatus, startConnect, startHubProcess, startRelayProcess, type HubHandle } from "../support/mesh.js";
+import {
+  createToken,
+  dial,
+  echoRoundTrip,
+  relayStatus,
+  startConnect,
+  startHubProcess,
+  startRelayProcess,
+  type HubHandle,
+} from "../support/mesh.js";
 
 const DBA_ONLY = `policies:
   - name: dba-echo
@@ -28,8 +37,14 @@ describe("connect grants and policy reload (real hub and relay)", function () {
   before(async () => {
     echo = await echoServer();
     hub = await startHubProcess(dir, { policy: DBA_ONLY });
-    relay = startRelayProcess(dir, { id: "relay-p", hub: hub.grpc, connections: [{ name: "echo", type: "tcp", target: echo.address, labels: { env: "prod" } }] });
-    await eventually("relay online", async () => ((await relayStatus(hub, hub.adminToken, "relay-p")) === "online" ? true : undefined));
+    relay = startRelayProcess(dir, {
+      id: "relay-p",
+      hub: hub.grpc,
+      connections: [{ name: "echo", type: "tcp", target: echo.address, labels: { env: "prod" } }],
+    });
+    await eventually("relay online", async () =>
+      (await relayStatus(hub, hub.adminToken, "relay-p")) === "online" ? true : undefined,
+    );
     dbaToken = await createToken(hub, hub.adminToken, "alice", ["dba"]);
     devToken = await createToken(hub, hub.adminToken, "bob", ["dev"]);
   });

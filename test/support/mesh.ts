@@ -25,7 +25,14 @@ export const ALLOW_ALL = "policies:\n  - name: tests-connect\n    connect: true\
 /** Start a real `vigil hub` process on fixed free ports (so a restart keeps its address). */
 export async function startHubProcess(
   dir: Workdir,
-  opts: { name?: string; apiPort?: number; grpcPort?: number; extra?: object; env?: Record<string, string>; policy?: string } = {},
+  opts: {
+    name?: string;
+    apiPort?: number;
+    grpcPort?: number;
+    extra?: object;
+    env?: Record<string, string>;
+    policy?: string;
+  } = {},
 ): Promise<HubHandle> {
   const name = opts.name ?? "hub";
   const policyDir = dir.file(`${name}-policies`);

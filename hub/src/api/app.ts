@@ -64,8 +64,16 @@ export async function buildApi(deps: ApiDeps, https?: { cert: Buffer; key: Buffe
       });
       await scoped.register(relayRoutes, { registry: deps.registry });
       await scoped.register(connectionRoutes, { registry: deps.registry });
-      await scoped.register(approvalRoutes, { approvals: deps.approvals, registry: deps.registry, isAdmin: (who) => deps.auth.isAdmin(who) });
-      await scoped.register(policyRoutes, { policies: deps.policies, registry: deps.registry, requireAdmin: (req) => requireAdmin(deps.auth, req) });
+      await scoped.register(approvalRoutes, {
+        approvals: deps.approvals,
+        registry: deps.registry,
+        isAdmin: (who) => deps.auth.isAdmin(who),
+      });
+      await scoped.register(policyRoutes, {
+        policies: deps.policies,
+        registry: deps.registry,
+        requireAdmin: (req) => requireAdmin(deps.auth, req),
+      });
       await scoped.register(tokenRoutes, { tokens: deps.tokens, requireAdmin: (req) => requireAdmin(deps.auth, req) });
     },
     { prefix: "/api/v1" },

@@ -20,7 +20,12 @@ export function notifyWebhook(service: ApprovalService, hook: WebhookConfig, api
     if (seen.get(rec.id) === status) return; // one message per state change per hub
     seen.set(rec.id, status);
     const body = JSON.stringify(slackPayload(rec, status, apiUrl()));
-    fetch(hook.url, { method: "POST", headers: { "content-type": "application/json", ...hook.headers }, body, signal: AbortSignal.timeout(5000) })
+    fetch(hook.url, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...hook.headers },
+      body,
+      signal: AbortSignal.timeout(5000),
+    })
       .then((res) => {
         if (!res.ok) log.warn({ id: rec.id, status: res.status }, "approval webhook answered with an error");
       })
@@ -29,7 +34,10 @@ export function notifyWebhook(service: ApprovalService, hook: WebhookConfig, api
 }
 
 function slackPayload(rec: ApprovalRecord, status: string, api: string) {
-  const what = rec.kind === "access" ? `access to *${rec.connection}* for ${formatDuration(rec.durationMs ?? 0)}` : `\`${rec.command ?? ""}\` on *${rec.connection}*`;
+  const what =
+    rec.kind === "access"
+      ? `access to *${rec.connection}* for ${formatDuration(rec.durationMs ?? 0)}`
+      : `\`${rec.command ?? ""}\` on *${rec.connection}*`;
   const text =
     status === "pending"
       ? `${rec.requester.subject} requests ${what} (${rec.policy}). Approvers: ${rec.approvers.groups.join(", ")}. vigil approvals approve ${rec.id}`

@@ -28,11 +28,20 @@ export class ApprovalService extends EventEmitter<{ change: [ApprovalRecord]; gr
   }
 
   /** `vigil access request`: ask for connect on `connection` for `durationMs`, under the policy that allows asking. */
-  async requestAccess(who: Identity, connection: PolicyConnection, durationMs: number, reason: string): Promise<ApprovalRecord> {
+  async requestAccess(
+    who: Identity,
+    connection: PolicyConnection,
+    durationMs: number,
+    reason: string,
+  ): Promise<ApprovalRecord> {
     const rule = accessRuleFor(this.policies.current, who, connection);
-    if (!rule) throw new VigilError("forbidden", `no policy lets ${who.subject} request access to "${connection.name}"`);
+    if (!rule)
+      throw new VigilError("forbidden", `no policy lets ${who.subject} request access to "${connection.name}"`);
     if (durationMs > rule.maxDurationMs) {
-      throw new VigilError("bad_request", `policy ${rule.policy} allows access for at most ${Math.round(rule.maxDurationMs / 60000)}m`);
+      throw new VigilError(
+        "bad_request",
+        `policy ${rule.policy} allows access for at most ${Math.round(rule.maxDurationMs / 60000)}m`,
+      );
     }
     const now = Date.now();
     const rec: ApprovalRecord = {
@@ -50,26 +59,43 @@ export class ApprovalService extends EventEmitter<{ change: [ApprovalRecord]; gr
       decisions: [],
     };
     await this.store.create(rec);
-    this.log.info({ audit: "approval.requested", id: rec.id, kind: rec.kind, requester: who.subject, connection: rec.connection, policy: rec.policy }, "approval requested");
+    this.log.info(
+      {
+        audit: "approval.requested",
+        id: rec.id,
+        kind: rec.kind,
+        requester: who.subject,
+        connection: rec.connection,
+        policy: rec.policy,
+      },
+      "approval requested",
+    );
     return rec;
   }
 
   /** Approve or deny. The requester never decides their own request; approvers must be in the approver groups. */
-  async decide(id: string, who: Identity, verdict: "approve" | "deny", reason: string | undefined): Promise<ApprovalRecord> {
+  async decide(
+    id: string,
+    who: Identity,
+    verdict: "approve" | "deny",
+    reason: string | undefined,
+  ): Promise<ApprovalRecord> {
     const rec = this.store.get(id);
     if (!rec) throw new VigilError("not_found", `no approval ${id}`);
     this.checkApprover(rec, who);
     const updated = await this.store.update(id, (cur) => {
       const status = effectiveStatus(cur);
       if (status !== "pending") throw new VigilError("conflict", `approval ${id} is already ${status}`);
-      if (cur.decisions.some((d) => d.by === who.subject)) throw new VigilError("conflict", `${who.subject} has already decided approval ${id}`);
+      if (cur.decisions.some((d) => d.by === who.subject))
+        throw new VigilError("conflict", `${who.subject} has already decided approval ${id}`);
       const at = new Date().toISOString();
       cur.decisions.push({ by: who.subject, verdict, ...(reason ? { reason } : {}), at });
       const approvals = cur.decisions.filter((d) => d.verdict === "approve").length;
       if (verdict === "deny" || approvals >= cur.approvers.count) {
         cur.status = verdict === "deny" ? "denied" : "approved";
         cur.decidedAt = at;
-        if (cur.status === "approved" && cur.kind === "access") cur.grantExpiresAt = new Date(Date.now() + cur.durationMs!).toISOString();
+        if (cur.status === "approved" && cur.kind === "access")
+          cur.grantExpiresAt = new Date(Date.now() + cur.durationMs!).toISOString();
       }
       return cur;
     });
@@ -96,7 +122,14 @@ export class ApprovalService extends EventEmitter<{ change: [ApprovalRecord]; gr
   activeGrants(subject: string, connection: string, now = Date.now()): string[] {
     return this.store
       .list()
-      .filter((r) => r.kind === "access" && r.status === "approved" && r.requester.subject === subject && r.connection === connection && Date.parse(r.grantExpiresAt!) > now)
+      .filter(
+        (r) =>
+          r.kind === "access" &&
+          r.status === "approved" &&
+          r.requester.subject === subject &&
+          r.connection === connection &&
+          Date.parse(r.grantExpiresAt!) > now,
+      )
       .map((r) => r.id);
   }
 
@@ -110,9 +143,13 @@ export class ApprovalService extends EventEmitter<{ change: [ApprovalRecord]; gr
   }
 
   private checkApprover(rec: ApprovalRecord, who: Identity): void {
-    if (rec.requester.subject === who.subject) throw new VigilError("forbidden", "you cannot approve or deny your own request");
+    if (rec.requester.subject === who.subject)
+      throw new VigilError("forbidden", "you cannot approve or deny your own request");
     if (!this.mayApprove(rec, who)) {
-      throw new VigilError("forbidden", `${who.subject} is not in an approver group (${rec.approvers.groups.join(", ")})`);
+      throw new VigilError(
+        "forbidden",
+        `${who.subject} is not in an approver group (${rec.approvers.groups.join(", ")})`,
+      );
     }
   }
 
@@ -131,7 +168,10 @@ export class ApprovalService extends EventEmitter<{ change: [ApprovalRecord]; gr
     if (ms <= 0) return;
     const timer = setTimeout(() => {
       this.expiryTimers.delete(rec.id);
-      this.log.info({ audit: "access.expired", id: rec.id, subject: rec.requester.subject, connection: rec.connection }, "access grant expired");
+      this.log.info(
+        { audit: "access.expired", id: rec.id, subject: rec.requester.subject, connection: rec.connection },
+        "access grant expired",
+      );
       this.emit("grants");
     }, ms);
     timer.unref();

@@ -69,7 +69,8 @@ export class PolicyStore extends EventEmitter<{ change: [PolicySet] }> {
 
   private report(): void {
     const { policies, files } = this.set;
-    if (policies.length === 0) this.log.warn({ patterns: this.patterns }, "no policies loaded: every session will be refused");
+    if (policies.length === 0)
+      this.log.warn({ patterns: this.patterns }, "no policies loaded: every session will be refused");
     else this.log.info({ files, policies: policies.map((p) => p.name) }, "policies loaded");
   }
 }

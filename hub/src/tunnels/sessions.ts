@@ -63,7 +63,12 @@ export class SessionRouter {
       }
       tried.add(relay.id);
       const target = describeConnection(relay, connection);
-      const compiled = compilePolicy(this.policies.current, identity, target, this.grants.activeGrants(identity.subject, connection));
+      const compiled = compilePolicy(
+        this.policies.current,
+        identity,
+        target,
+        this.grants.activeGrants(identity.subject, connection),
+      );
       if (!compiled.connect) {
         throw new VigilError("forbidden", `no policy grants ${identity.subject} connect to "${connection}"`);
       }
@@ -103,7 +108,9 @@ export class SessionRouter {
   /** After a reload or a grant change, recompile every running session's policy and send the ones that changed. */
   private pushPolicies(set: PolicySet): void {
     for (const [sessionId, s] of this.active) {
-      const policy = JSON.stringify(compilePolicy(set, s.identity, s.connection, this.grants.activeGrants(s.identity.subject, s.connection.name)));
+      const policy = JSON.stringify(
+        compilePolicy(set, s.identity, s.connection, this.grants.activeGrants(s.identity.subject, s.connection.name)),
+      );
       if (policy === s.policy) continue;
       s.policy = policy;
       s.relay.send?.({ msg: { $case: "policyUpdate", value: { sessionId, policy: Buffer.from(policy) } } });

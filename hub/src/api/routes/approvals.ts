@@ -7,7 +7,10 @@ import { effectiveStatus } from "../../approvals/types.js";
 import type { Identity } from "../../identity/identity.js";
 import type { RelayRegistry } from "../../relays/registry.js";
 
-const Decision = Type.Object({ reason: Type.Optional(Type.String({ maxLength: 2000 })) }, { additionalProperties: false });
+const Decision = Type.Object(
+  { reason: Type.Optional(Type.String({ maxLength: 2000 })) },
+  { additionalProperties: false },
+);
 const AccessRequest = Type.Object(
   {
     connection: Type.String({ minLength: 1 }),
@@ -25,9 +28,17 @@ export const approvalRoutes: FastifyPluginAsyncTypebox<{
 }> = async (app, { approvals, registry, isAdmin }) => {
   const me = (req: FastifyRequest) => req.identity!;
 
-  app.get("/approvals", { schema: { querystring: Type.Object({ status: Type.Optional(Type.Enum(["pending", "approved", "denied", "expired"])) }) } }, async (req) => ({
-    approvals: approvals.list(me(req), isAdmin(me(req)), req.query.status),
-  }));
+  app.get(
+    "/approvals",
+    {
+      schema: {
+        querystring: Type.Object({ status: Type.Optional(Type.Enum(["pending", "approved", "denied", "expired"])) }),
+      },
+    },
+    async (req) => ({
+      approvals: approvals.list(me(req), isAdmin(me(req)), req.query.status),
+    }),
+  );
 
   app.get("/approvals/:id", { schema: { params: Type.Object({ id: Type.String() }) } }, async (req) => {
     const rec = approvals.list(me(req), isAdmin(me(req))).find((r) => r.id === req.params.id);
@@ -36,10 +47,14 @@ export const approvalRoutes: FastifyPluginAsyncTypebox<{
   });
 
   for (const verdict of ["approve", "deny"] as const) {
-    app.post(`/approvals/:id/${verdict}`, { schema: { params: Type.Object({ id: Type.String() }), body: Type.Optional(Decision) } }, async (req) => {
-      const rec = await approvals.decide(req.params.id, me(req), verdict, req.body?.reason);
-      return { ...rec, effectiveStatus: effectiveStatus(rec) };
-    });
+    app.post(
+      `/approvals/:id/${verdict}`,
+      { schema: { params: Type.Object({ id: Type.String() }), body: Type.Optional(Decision) } },
+      async (req) => {
+        const rec = await approvals.decide(req.params.id, me(req), verdict, req.body?.reason);
+        return { ...rec, effectiveStatus: effectiveStatus(rec) };
+      },
+    );
   }
 
   /** Server-sent events: every change to an approval this caller may see, as it happens. */
@@ -47,7 +62,11 @@ export const approvalRoutes: FastifyPluginAsyncTypebox<{
     const who = me(req);
     const admin = isAdmin(who);
     reply.hijack();
-    reply.raw.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
+    reply.raw.writeHead(200, {
+      "content-type": "text/event-stream",
+      "cache-control": "no-cache",
+      connection: "keep-alive",
+    });
     reply.raw.write(": vigil approvals\n\n");
     const onChange = () => {
       // Re-read through list() so the same visibility rules apply as to GET /approvals.

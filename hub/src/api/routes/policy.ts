@@ -33,7 +33,10 @@ export const policyRoutes: FastifyPluginAsyncTypebox<{
     const body = req.body;
     const known = registry.connections().find((c) => c.name === body.connection);
     if (!known && !body.type) {
-      throw new VigilError("unknown_connection", `no relay serves "${body.connection}"; pass its type (and labels) to test it anyway`);
+      throw new VigilError(
+        "unknown_connection",
+        `no relay serves "${body.connection}"; pass its type (and labels) to test it anyway`,
+      );
     }
     const connection: PolicyConnection = {
       name: body.connection,
@@ -42,7 +45,10 @@ export const policyRoutes: FastifyPluginAsyncTypebox<{
       segment: body.segment ?? known?.segments[0] ?? "",
     };
     const compiled = compilePolicy(policies.current, { subject: body.subject, groups: body.groups }, connection);
-    const decision = body.command === undefined ? undefined : evaluate(preparePolicy(compiled), await parseCommand(connection.type, body.command));
+    const decision =
+      body.command === undefined
+        ? undefined
+        : evaluate(preparePolicy(compiled), await parseCommand(connection.type, body.command));
     return { connection, connect: { granted: compiled.connect, by: compiled.grantedBy }, decision };
   });
 };
