@@ -9,11 +9,11 @@ import {
   createToken,
   dial,
   echoRoundTrip,
-  relayStatus,
   startConnect,
   startHubProcess,
   startRelayProcess,
   type HubHandle,
+  waitForRelay,
 } from "../support/mesh.js";
 
 const POLICY = `policies:
@@ -77,9 +77,7 @@ describe("just-in-time access, approved across two hubs sharing NATS", function 
         { name: "echo-brief", type: "tcp", target: echo.address },
       ],
     });
-    await eventually("relay online", async () =>
-      (await relayStatus(hubA, hubA.adminToken, "relay-jit")) === "online" ? true : undefined,
-    );
+    await waitForRelay(hubA, "relay-jit");
     tokens.bob = await createToken(hubA, hubA.adminToken, "bob", ["oncall", "sre-leads"]);
     tokens.carol = await createToken(hubA, hubA.adminToken, "carol", ["sre-leads"]);
     tokens.eve = await createToken(hubA, hubA.adminToken, "eve", ["dev"]);
@@ -135,12 +133,12 @@ describe("just-in-time access, approved across two hubs sharing NATS", function 
       for await (const chunk of sse.body!) events.push(Buffer.from(chunk).toString());
     })().catch(() => {});
 
-    const id = await requestAccess("6s");
+    const id = await requestAccess("20s"); // long enough for the steps below on a loaded machine
     await eventually("webhook for the request", () =>
       hooks.find((h) => h.approval.id === id && h.approval.effectiveStatus === "pending"),
     );
     const hook = hooks.find((h) => h.approval.id === id)!;
-    assert.match(hook.text, /^bob requests access to \*echo\* for 6s \(oncall-access\)\. Approvers: sre-leads\./);
+    assert.match(hook.text, /^bob requests access to \*echo\* for 20s \(oncall-access\)\. Approvers: sre-leads\./);
 
     const self = await cli(hubB, "bob", ["approvals", "approve", id]);
     assert.equal(self.code, 1);
@@ -167,8 +165,9 @@ describe("just-in-time access, approved across two hubs sharing NATS", function 
     const held = await startConnect(hubA, tokens.bob!, "echo", port);
     procs.push(held);
     const session = await dial(port);
+    const ended = once(session, "error");
     assert.equal((await echoRoundTrip(session, Buffer.from("inside"))).toString(), "inside");
-    const [err] = (await once(session, "error")) as [NodeJS.ErrnoException];
+    const [err] = (await ended) as [NodeJS.ErrnoException];
     assert.equal(err.code, "ECONNRESET", "the relay ends the session when the grant expires");
     await hubA.proc.waitFor(/access grant expired/);
     assert.equal(await bobConnects(), false, "no access after expiry");

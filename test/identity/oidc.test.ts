@@ -2,15 +2,15 @@ import assert from "node:assert/strict";
 import { generateKeyPair, SignJWT, UnsecuredJWT } from "jose";
 import { freePort } from "../support/services.js";
 import { echoServer, type Target } from "../support/targets.js";
-import { api, eventually, Workdir, type VigilProcess } from "../support/vigil.js";
+import { api, Workdir, type VigilProcess } from "../support/vigil.js";
 import {
   dial,
   echoRoundTrip,
-  relayStatus,
   startConnect,
   startHubProcess,
   startRelayProcess,
   type HubHandle,
+  waitForRelay,
 } from "../support/mesh.js";
 import { startIdp, trustIdp, type TestIdp } from "./idp.js";
 
@@ -40,9 +40,7 @@ describe("OIDC tokens at a real hub", function () {
       hub: hub.grpc,
       connections: [{ name: "echo", type: "tcp", target: echo.address }],
     });
-    await eventually("relay online", async () =>
-      (await relayStatus(hub, hub.adminToken, "relay-oidc")) === "online" ? true : undefined,
-    );
+    await waitForRelay(hub, "relay-oidc");
   });
 
   after(async () => {

@@ -7,11 +7,11 @@ import { api, eventually, spawnVigil, Workdir, type VigilProcess } from "../supp
 import {
   createToken,
   dial,
-  relayStatus,
   startConnect,
   startHubProcess,
   startRelayProcess,
   type HubHandle,
+  waitForRelay,
 } from "../support/mesh.js";
 
 async function vigil(args: string[], token: string): Promise<VigilProcess> {
@@ -38,9 +38,7 @@ describe("revoking local tokens (embedded storage)", function () {
       hub: hub.grpc,
       connections: [{ name: "echo", type: "tcp", target: echo.address }],
     });
-    await eventually("relay online", async () =>
-      (await relayStatus(hub, hub.adminToken, "relay-rev")) === "online" ? true : undefined,
-    );
+    await waitForRelay(hub, "relay-rev");
   });
 
   after(async () => {

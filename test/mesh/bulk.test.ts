@@ -2,15 +2,15 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { freePort } from "../support/services.js";
 import { sourceServer, type Target } from "../support/targets.js";
-import { eventually, sleep, Workdir, type VigilProcess } from "../support/vigil.js";
+import { sleep, Workdir, type VigilProcess } from "../support/vigil.js";
 import {
   createToken,
   dial,
-  relayStatus,
   startConnect,
   startHubProcess,
   startRelayProcess,
   type HubHandle,
+  waitForRelay,
 } from "../support/mesh.js";
 
 const GIB = 1024 ** 3;
@@ -34,9 +34,7 @@ describe("bulk transfer to a slow reader", function () {
       hub: hub.grpc,
       connections: [{ name: "source", type: "tcp", target: source.address }],
     });
-    await eventually("relay online", async () =>
-      (await relayStatus(hub, hub.adminToken, "relay-bulk")) === "online" ? true : undefined,
-    );
+    await waitForRelay(hub, "relay-bulk");
   });
 
   after(async () => {

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { testServices } from "../support/env.js";
 import { echoServer, type Target } from "../support/targets.js";
-import { api, eventually, spawnVigil, Workdir, type VigilProcess } from "../support/vigil.js";
-import { relayStatus, startHubProcess, startRelayProcess, type HubHandle } from "../support/mesh.js";
+import { api, spawnVigil, Workdir, type VigilProcess } from "../support/vigil.js";
+import { startHubProcess, startRelayProcess, type HubHandle, waitForRelay } from "../support/mesh.js";
 
 describe("two hubs sharing NATS", function () {
   this.timeout(120_000);
@@ -34,9 +34,7 @@ describe("two hubs sharing NATS", function () {
     const id = `relay-${Date.now().toString(36)}`; // NATS outlives this test file: use a fresh id
     const conns = [{ name: "echo", type: "tcp", target: echo.address }];
     relays.push(startRelayProcess(dir, { id, hub: hub1.grpc, connections: conns, keyFile: dir.file("genuine.key") }));
-    await eventually("relay online at hub-1", async () =>
-      (await relayStatus(hub1, hub1.adminToken, id)) === "online" ? true : undefined,
-    );
+    await waitForRelay(hub1, id);
 
     const impostor = startRelayProcess(dir, {
       id,
@@ -49,9 +47,7 @@ describe("two hubs sharing NATS", function () {
     assert.match(impostor.stderr, /key_mismatch/);
 
     relays.push(startRelayProcess(dir, { id, hub: hub2.grpc, connections: conns, keyFile: dir.file("genuine.key") }));
-    await eventually("genuine relay online at hub-2", async () =>
-      (await relayStatus(hub2, hub2.adminToken, id)) === "online" ? true : undefined,
-    );
+    await waitForRelay(hub2, id);
   });
 
   it("a token signed by one hub is accepted by the other", async () => {

@@ -3,7 +3,7 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { freePort } from "../support/services.js";
 import { echoServer, type Target } from "../support/targets.js";
-import { eventually, Workdir, type VigilProcess } from "../support/vigil.js";
+import { Workdir, type VigilProcess } from "../support/vigil.js";
 import {
   createToken,
   dial,
@@ -13,6 +13,7 @@ import {
   startHubProcess,
   startRelayProcess,
   type HubHandle,
+  waitForRelay,
 } from "../support/mesh.js";
 
 const exec = promisify(execFile);
@@ -33,9 +34,7 @@ describe("relay enrollment", function () {
       hub: hub.grpc,
       connections: [{ name: "echo", type: "tcp", target: echo.address }],
     });
-    await eventually("relay online", async () =>
-      (await relayStatus(hub, hub.adminToken, "relay-a")) === "online" ? true : undefined,
-    );
+    await waitForRelay(hub, "relay-a");
   });
 
   after(async () => {
@@ -77,17 +76,13 @@ describe("relay enrollment", function () {
 
   it("the pin survives a relay restart: the same key enrolls again", async () => {
     await relay.stop();
-    await eventually("relay offline", async () =>
-      (await relayStatus(hub, hub.adminToken, "relay-a")) === "offline" ? true : undefined,
-    );
+    await waitForRelay(hub, "relay-a", "offline");
     relay = startRelayProcess(dir, {
       id: "relay-a",
       hub: hub.grpc,
       connections: [{ name: "echo", type: "tcp", target: echo.address }],
     });
-    await eventually("relay online again", async () =>
-      (await relayStatus(hub, hub.adminToken, "relay-a")) === "online" ? true : undefined,
-    );
+    await waitForRelay(hub, "relay-a");
   });
 });
 

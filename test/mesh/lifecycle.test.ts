@@ -3,20 +3,17 @@ import { once } from "node:events";
 import type { Socket } from "node:net";
 import { freePort } from "../support/services.js";
 import { echoServer, type Target } from "../support/targets.js";
-import { eventually, sleep, Workdir, type VigilProcess } from "../support/vigil.js";
+import { sleep, Workdir, type VigilProcess } from "../support/vigil.js";
 import {
   createToken,
   dial,
   echoRoundTrip,
-  relayStatus,
   startConnect,
   startHubProcess,
   startRelayProcess,
   type HubHandle,
+  waitForRelay,
 } from "../support/mesh.js";
-
-const status = (hub: HubHandle, id: string, want: string) =>
-  eventually(`${id} ${want}`, async () => ((await relayStatus(hub, hub.adminToken, id)) === want ? true : undefined));
 
 /** Open one session through `connect` and return the relay the hub routed it to. */
 async function sessionVia(connect: VigilProcess, port: number): Promise<{ socket: Socket; relay: string }> {
@@ -45,8 +42,8 @@ describe("relay lifecycle: two relays, drain, failure and hub restart", function
       a: startRelayProcess(dir, { id: "relay-a", hub: hub.grpc, connections: conns }),
       b: startRelayProcess(dir, { id: "relay-b", hub: hub.grpc, connections: conns }),
     };
-    await status(hub, "relay-a", "online");
-    await status(hub, "relay-b", "online");
+    await waitForRelay(hub, "relay-a", "online");
+    await waitForRelay(hub, "relay-b", "online");
     port = await freePort();
     connect = await startConnect(hub, await createToken(hub, hub.adminToken, "agent"), "echo", port);
   });
@@ -82,7 +79,7 @@ describe("relay lifecycle: two relays, drain, failure and hub restart", function
     }
     spare.forEach((s) => s.destroy());
     relays.a!.child.kill("SIGTERM");
-    await status(hub, "relay-a", "draining");
+    await waitForRelay(hub, "relay-a", "draining");
     for (let i = 0; i < 4; i++) {
       const s = await sessionVia(connect, port);
       assert.equal(s.relay, "relay-b");
@@ -94,7 +91,7 @@ describe("relay lifecycle: two relays, drain, failure and hub restart", function
     held.socket.end();
     const { code } = await relays.a!.exited;
     assert.equal(code, 0);
-    await status(hub, "relay-a", "offline");
+    await waitForRelay(hub, "relay-a", "offline");
   });
 
   it("a relay killed outright fails its sessions with an error, and new sessions go to the survivor", async () => {
@@ -103,7 +100,7 @@ describe("relay lifecycle: two relays, drain, failure and hub restart", function
       hub: hub.grpc,
       connections: [{ name: "echo", type: "tcp", target: echo.address }],
     });
-    await status(hub, "relay-a", "online");
+    await waitForRelay(hub, "relay-a", "online");
     let victim: { socket: Socket; relay: string } | undefined;
     while (!victim) {
       const s = await sessionVia(connect, port);
@@ -116,7 +113,7 @@ describe("relay lifecycle: two relays, drain, failure and hub restart", function
     await connect.waitFor(
       /session to echo failed: relay_lost: relay relay-a (connection lost|closed the tunnel unexpectedly)/,
     );
-    await status(hub, "relay-a", "offline");
+    await waitForRelay(hub, "relay-a", "offline");
     for (let i = 0; i < 4; i++) {
       const s = await sessionVia(connect, port);
       assert.equal(s.relay, "relay-b");
@@ -134,7 +131,7 @@ describe("relay lifecycle: two relays, drain, failure and hub restart", function
     const restarted = await startHubProcess(dir, { apiPort: hub.apiPort, grpcPort: hub.grpcPort });
     hub = { ...restarted };
     const t0 = Date.now();
-    await status(hub, "relay-b", "online");
+    await waitForRelay(hub, "relay-b", "online");
     const reconnectMs = Date.now() - t0;
     assert.ok(reconnectMs < 5000, `relay-b took ${reconnectMs} ms to reconnect`);
     // The same vigil connect process keeps working once the hub is back.

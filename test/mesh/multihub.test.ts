@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { freePort } from "../support/services.js";
 import { echoServer, type Target } from "../support/targets.js";
-import { eventually, Workdir, type VigilProcess } from "../support/vigil.js";
+import { Workdir, type VigilProcess } from "../support/vigil.js";
 import {
   createToken,
   dial,
@@ -11,6 +11,7 @@ import {
   startHubProcess,
   startRelayProcess,
   type HubHandle,
+  waitForRelay,
 } from "../support/mesh.js";
 
 describe("one relay linked to every hub replica", function () {
@@ -34,10 +35,7 @@ describe("one relay linked to every hub replica", function () {
       connections: [{ name: "echo", type: "tcp", target: echo.address }],
       extra: { hubs: hubs.map((h) => h.grpc) },
     });
-    for (const hub of hubs)
-      await eventually(`relay online at ${hub.api}`, async () =>
-        (await relayStatus(hub, hub.adminToken, "relay-multi")) === "online" ? true : undefined,
-      );
+    for (const hub of hubs) await waitForRelay(hub, "relay-multi");
   });
 
   after(async () => {

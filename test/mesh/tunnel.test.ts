@@ -6,16 +6,16 @@ import { promisify } from "node:util";
 import { testServices } from "../support/env.js";
 import { freePort } from "../support/services.js";
 import { echoServer, type Target } from "../support/targets.js";
-import { api, eventually, Workdir, type VigilProcess } from "../support/vigil.js";
+import { api, Workdir, type VigilProcess } from "../support/vigil.js";
 import {
   createToken,
   dial,
   echoRoundTrip,
-  relayStatus,
   startConnect,
   startHubProcess,
   startRelayProcess,
   type HubHandle,
+  waitForRelay,
 } from "../support/mesh.js";
 
 const exec = promisify(execFile);
@@ -42,9 +42,7 @@ describe("tunnels through a real hub and relay", function () {
         { name: "nowhere", type: "tcp", target: `127.0.0.1:${await freePort()}` },
       ],
     });
-    await eventually("relay online", async () =>
-      (await relayStatus(hub, hub.adminToken, "relay-a")) === "online" ? true : undefined,
-    );
+    await waitForRelay(hub, "relay-a");
     agentToken = await createToken(hub, hub.adminToken, "agent-1", ["dev"]);
   });
 

@@ -9,11 +9,11 @@ import {
   createToken,
   dial,
   echoRoundTrip,
-  relayStatus,
   startConnect,
   startHubProcess,
   startRelayProcess,
   type HubHandle,
+  waitForRelay,
 } from "../support/mesh.js";
 
 const DBA_ONLY = `policies:
@@ -42,9 +42,7 @@ describe("connect grants and policy reload (real hub and relay)", function () {
       hub: hub.grpc,
       connections: [{ name: "echo", type: "tcp", target: echo.address, labels: { env: "prod" } }],
     });
-    await eventually("relay online", async () =>
-      (await relayStatus(hub, hub.adminToken, "relay-p")) === "online" ? true : undefined,
-    );
+    await waitForRelay(hub, "relay-p");
     dbaToken = await createToken(hub, hub.adminToken, "alice", ["dba"]);
     devToken = await createToken(hub, hub.adminToken, "bob", ["dev"]);
   });

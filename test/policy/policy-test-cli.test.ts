@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { echoServer, type Target } from "../support/targets.js";
-import { eventually, REPO, spawnVigil, Workdir, type VigilProcess } from "../support/vigil.js";
-import { relayStatus, startHubProcess, startRelayProcess, type HubHandle } from "../support/mesh.js";
+import { REPO, spawnVigil, Workdir, type VigilProcess } from "../support/vigil.js";
+import { startHubProcess, startRelayProcess, type HubHandle, waitForRelay } from "../support/mesh.js";
 
 const GRANT = `policies:
   - name: dba-prod
@@ -42,9 +42,7 @@ describe("vigil policy test", function () {
       hub: hub.grpc,
       connections: [{ name: "pg-prod", type: "tcp", target: echo.address, labels: { env: "prod" } }],
     });
-    await eventually("relay online", async () =>
-      (await relayStatus(hub, hub.adminToken, "relay-pt")) === "online" ? true : undefined,
-    );
+    await waitForRelay(hub, "relay-pt");
   });
 
   after(async () => {

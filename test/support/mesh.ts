@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { freePort } from "./services.js";
-import { api, spawnVigil, type VigilProcess, type Workdir } from "./vigil.js";
+import { api, eventually, spawnVigil, type VigilProcess, type Workdir } from "./vigil.js";
 
 export interface HubHandle {
   proc: VigilProcess;
@@ -134,6 +134,15 @@ export async function relayStatus(hub: HubHandle, token: string, id: string): Pr
   const res = await api(hub.api, "/api/v1/relays", token);
   const relays = res.body.relays as { id: string; status: string }[];
   return relays.find((r) => r.id === id)?.status;
+}
+
+/** Wait until the hub lists relay `id` with `status` (default online). */
+export function waitForRelay(hub: HubHandle, id: string, status = "online", timeoutMs = 15_000): Promise<true> {
+  return eventually(
+    `relay ${id} ${status} at ${hub.api}`,
+    async () => ((await relayStatus(hub, hub.adminToken, id)) === status ? true : undefined),
+    timeoutMs,
+  );
 }
 
 /** Start `vigil connect <connection> --port N` and wait until it listens. */
