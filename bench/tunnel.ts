@@ -187,6 +187,7 @@ export async function run(): Promise<BenchResult> {
         "Throughput: best of two 1 GiB downloads. Latency: " +
           `${ECHO_ROUNDS} sequential round trips after ${WARMUP} warm-up rounds.`,
         "Apart, every round trip wakes four processes in turn on two vCPUs; the scheduling, not the code path, is most of the added latency there (the whole path in one process costs ≈ 0.14 ms).",
+        "On this shared 2-vCPU VM whole runs swing by up to ±50% (direct TCP included; back-to-back runs of one commit measured 125–250 MB/s): compare the ratios of one run, and rerun before reading a change into one number.",
       ],
     };
   } finally {
