@@ -34,6 +34,16 @@ export interface RelaySummary {
   activeSessions: number;
 }
 
+/** A connection as the fleet serves it: which relays and segments, and whether any of them is online. */
+export interface FleetConnection {
+  name: string;
+  type: string;
+  labels: Record<string, string>;
+  relays: string[];
+  segments: string[];
+  available: boolean;
+}
+
 /** The hub's live map of relays: who is online, who serves which connection, where a session goes. */
 export class RelayRegistry {
   private readonly relays = new Map<string, RelayRecord>();
@@ -111,25 +121,8 @@ export class RelayRegistry {
   }
 
   /** Connections known to the fleet, with the relays and segments that serve each. */
-  connections(): {
-    name: string;
-    type: string;
-    labels: Record<string, string>;
-    relays: string[];
-    segments: string[];
-    available: boolean;
-  }[] {
-    const byName = new Map<
-      string,
-      {
-        name: string;
-        type: string;
-        labels: Record<string, string>;
-        relays: string[];
-        segments: string[];
-        available: boolean;
-      }
-    >();
+  connections(): FleetConnection[] {
+    const byName = new Map<string, FleetConnection>();
     for (const r of this.relays.values()) {
       for (const c of r.connections) {
         const entry = byName.get(c.name) ?? {
