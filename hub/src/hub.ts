@@ -108,7 +108,7 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
         info: () => ({
           version: VERSION,
           hubId: id,
-          grpc: { address: grpcAddress, tls: !!tls },
+          grpc: { address: config.hub.advertiseGrpc ?? grpcAddress, tls: !!tls },
           listen: { ...config.listen, grpc: grpcAddress, api: apiUrl },
         }),
       },

@@ -107,7 +107,13 @@ const Enrollment = Type.Object(
 );
 
 const Hub = Type.Object(
-  { id: Type.Optional(NonEmpty()), heartbeatMs: Millis(5000), tunnelOpenTimeoutMs: Millis(10000) },
+  {
+    id: Type.Optional(NonEmpty()),
+    heartbeatMs: Millis(5000),
+    tunnelOpenTimeoutMs: Millis(10000),
+    /** The gRPC address clients should dial (host:port), when it differs from listen.grpc (load balancer, port mapping). */
+    advertiseGrpc: Type.Optional(Type.String({ pattern: HOST_PORT_PATTERN })),
+  },
   { ...closed, default: {} },
 );
 

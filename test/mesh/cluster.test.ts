@@ -57,6 +57,22 @@ describe("two hubs sharing NATS", function () {
   });
 });
 
+describe("advertised gRPC address", function () {
+  this.timeout(60_000);
+  const dir = new Workdir();
+  let hub: HubHandle | undefined;
+  after(async () => {
+    await hub?.proc.stop();
+    dir.cleanup();
+  });
+
+  it("tells clients hub.advertiseGrpc instead of the bound address (load balancer, port mapping)", async () => {
+    hub = await startHubProcess(dir, { env: { VIGIL_HUB_ADVERTISE_GRPC: "vigil.example.com:443" } });
+    const info = await api(hub.api, "/api/v1/info");
+    assert.deepEqual(info.body.grpc, { address: "vigil.example.com:443", tls: false });
+  });
+});
+
 describe("configuration errors at the command line", function () {
   this.timeout(30_000);
   const dir = new Workdir();
