@@ -22,7 +22,7 @@ import { TunnelBroker } from "./tunnels/broker.js";
 import { ApprovalService } from "./approvals/service.js";
 import { NatsApprovalStore } from "./approvals/nats-store.js";
 import { notifyWebhook } from "./approvals/notify.js";
-import { MemoryApprovalStore, type ApprovalStore } from "./approvals/store.js";
+import { FileApprovalStore, type ApprovalStore } from "./approvals/store.js";
 import { PolicyStore } from "./policy/store.js";
 import { SessionRouter } from "./tunnels/sessions.js";
 
@@ -54,7 +54,7 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
   const broker = new TunnelBroker(registry, config.hub.tunnelOpenTimeoutMs, log);
   const policies = new PolicyStore(config.policies, log);
   policies.watch();
-  const approvalStore: ApprovalStore = nats ? await NatsApprovalStore.open(nats, log) : new MemoryApprovalStore();
+  const approvalStore: ApprovalStore = nats ? await NatsApprovalStore.open(nats, log) : new FileApprovalStore(join(dir, "approvals.json"));
   const approvals = new ApprovalService(approvalStore, policies, log);
   const sessions = new SessionRouter(registry, broker, policies, approvals, log);
 

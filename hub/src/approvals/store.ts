@@ -1,4 +1,6 @@
 import { EventEmitter } from "node:events";
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
 import type { ApprovalRecord } from "./types.js";
 
 /**
@@ -16,7 +18,7 @@ export interface ApprovalStore extends EventEmitter<{ change: [ApprovalRecord] }
 }
 
 export class MemoryApprovalStore extends EventEmitter<{ change: [ApprovalRecord] }> implements ApprovalStore {
-  private readonly records = new Map<string, ApprovalRecord>();
+  protected readonly records = new Map<string, ApprovalRecord>();
 
   async create(rec: ApprovalRecord): Promise<void> {
     if (this.records.has(rec.id)) throw new Error(`approval ${rec.id} exists`);
@@ -41,8 +43,36 @@ export class MemoryApprovalStore extends EventEmitter<{ change: [ApprovalRecord]
 
   async close(): Promise<void> {}
 
-  private set(rec: ApprovalRecord): void {
+  protected set(rec: ApprovalRecord): void {
     this.records.set(rec.id, rec);
     this.emit("change", rec);
+  }
+}
+
+/** Embedded mode: the in-memory store, written through to a JSON file so a restart keeps requests and grants. */
+export class FileApprovalStore extends MemoryApprovalStore {
+  constructor(private readonly file: string) {
+    super();
+    let stored: ApprovalRecord[] = [];
+    try {
+      stored = JSON.parse(readFileSync(file, "utf8")) as ApprovalRecord[];
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT")
+        throw new Error(`cannot read approvals ${file}`, { cause: err });
+    }
+    // Like the NATS bucket's TTL: records a day past every deadline are history, not state.
+    const horizon = Date.now() - 24 * 3600 * 1000;
+    for (const rec of stored) {
+      const last = Math.max(Date.parse(rec.expiresAt), Date.parse(rec.grantExpiresAt ?? rec.expiresAt));
+      if (last >= horizon) this.records.set(rec.id, rec);
+    }
+  }
+
+  protected override set(rec: ApprovalRecord): void {
+    super.set(rec);
+    mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
+    const tmp = `${this.file}.tmp`;
+    writeFileSync(tmp, JSON.stringify([...this.records.values()]), { mode: 0o600 });
+    renameSync(tmp, this.file);
   }
 }
