@@ -1,6 +1,6 @@
-import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
+import { readJsonFile, writeJsonFile } from "../lib/json-file.js";
 
 /** A token `vigil login` obtained for one hub. */
 export interface StoredLogin {
@@ -30,19 +30,9 @@ export function loadLogin(hub: string, file = credentialsPath()): StoredLogin | 
 export function saveLogin(hub: string, login: StoredLogin, file = credentialsPath()): void {
   const all = read(file);
   all.hubs[hubKey(hub)] = login;
-  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(all, null, 2) + "\n", { mode: 0o600 });
-  chmodSync(tmp, 0o600); // mode applies only when the file is created
-  renameSync(tmp, file);
+  writeJsonFile(file, all);
 }
 
 function read(file: string): CredentialsFile {
-  try {
-    const parsed = JSON.parse(readFileSync(file, "utf8")) as Partial<CredentialsFile>;
-    return { hubs: parsed.hubs ?? {} };
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return { hubs: {} };
-    throw new Error(`cannot read ${file}: ${(err as Error).message}`);
-  }
+  return { hubs: readJsonFile<Partial<CredentialsFile>>(file, "credentials")?.hubs ?? {} };
 }

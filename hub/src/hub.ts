@@ -54,7 +54,9 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
   const broker = new TunnelBroker(registry, config.hub.tunnelOpenTimeoutMs, log);
   const policies = new PolicyStore(config.policies, log);
   policies.watch();
-  const approvalStore: ApprovalStore = nats ? await NatsApprovalStore.open(nats, log) : new FileApprovalStore(join(dir, "approvals.json"));
+  const approvalStore: ApprovalStore = nats
+    ? await NatsApprovalStore.open(nats, log)
+    : new FileApprovalStore(join(dir, "approvals.json"));
   const approvals = new ApprovalService(approvalStore, policies, log);
   const sessions = new SessionRouter(registry, broker, policies, approvals, log);
 

@@ -1,6 +1,5 @@
 import { EventEmitter } from "node:events";
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
+import { readJsonFile, writeJsonFile } from "../../../lib/json-file.js";
 import type { ApprovalRecord } from "./types.js";
 
 /**
@@ -53,13 +52,7 @@ export class MemoryApprovalStore extends EventEmitter<{ change: [ApprovalRecord]
 export class FileApprovalStore extends MemoryApprovalStore {
   constructor(private readonly file: string) {
     super();
-    let stored: ApprovalRecord[] = [];
-    try {
-      stored = JSON.parse(readFileSync(file, "utf8")) as ApprovalRecord[];
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT")
-        throw new Error(`cannot read approvals ${file}`, { cause: err });
-    }
+    const stored = readJsonFile<ApprovalRecord[]>(file, "approvals") ?? [];
     // Like the NATS bucket's TTL: records a day past every deadline are history, not state.
     const horizon = Date.now() - 24 * 3600 * 1000;
     for (const rec of stored) {
@@ -70,9 +63,6 @@ export class FileApprovalStore extends MemoryApprovalStore {
 
   protected override set(rec: ApprovalRecord): void {
     super.set(rec);
-    mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
-    const tmp = `${this.file}.tmp`;
-    writeFileSync(tmp, JSON.stringify([...this.records.values()]), { mode: 0o600 });
-    renameSync(tmp, this.file);
+    writeJsonFile(this.file, [...this.records.values()]);
   }
 }

@@ -1,5 +1,4 @@
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
+import { readJsonFile, writeJsonFile } from "../../../lib/json-file.js";
 
 /** What the hub remembers about a token it issued (never the token itself), and its revocation. */
 export interface TokenRecord {
@@ -88,13 +87,8 @@ export abstract class MemoryTokenStore implements TokenStore {
 export class FileTokenStore extends MemoryTokenStore {
   constructor(private readonly file: string) {
     super();
-    try {
-      const stored = JSON.parse(readFileSync(file, "utf8")) as { tokens?: TokenRecord[] };
-      for (const r of stored.tokens ?? []) this.records.set(r.id, r);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT")
-        throw new Error(`cannot read token records ${file}`, { cause: err });
-    }
+    const stored = readJsonFile<{ tokens?: TokenRecord[] }>(file, "token records");
+    for (const r of stored?.tokens ?? []) this.records.set(r.id, r);
     void this.prune();
   }
 
@@ -107,9 +101,6 @@ export class FileTokenStore extends MemoryTokenStore {
   }
 
   private save(): void {
-    mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
-    const tmp = `${this.file}.tmp`;
-    writeFileSync(tmp, JSON.stringify({ tokens: [...this.records.values()] }, null, 2), { mode: 0o600 });
-    renameSync(tmp, this.file);
+    writeJsonFile(this.file, { tokens: [...this.records.values()] });
   }
 }

@@ -1,7 +1,6 @@
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { readJsonFile, writeJsonFile } from "../../../lib/json-file.js";
 
 /**
  * Trust on first enrollment: the first key a relay_id enrolls with is pinned, and every later
@@ -19,13 +18,8 @@ export class FileKeyPinStore implements KeyPinStore {
 
   constructor(private readonly file: string) {
     this.pins = new Map();
-    try {
-      const stored = JSON.parse(readFileSync(file, "utf8")) as Record<string, string>;
-      for (const [id, key] of Object.entries(stored)) this.pins.set(id, Buffer.from(key, "base64"));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT")
-        throw new Error(`cannot read relay pins ${file}`, { cause: err });
-    }
+    const stored = readJsonFile<Record<string, string>>(file, "relay pins") ?? {};
+    for (const [id, key] of Object.entries(stored)) this.pins.set(id, Buffer.from(key, "base64"));
   }
 
   async pinOrGet(relayId: string, publicKey: Buffer): Promise<Buffer> {
@@ -43,10 +37,7 @@ export class FileKeyPinStore implements KeyPinStore {
   private save(): void {
     const out: Record<string, string> = {};
     for (const [id, key] of this.pins) out[id] = key.toString("base64");
-    mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
-    const tmp = `${this.file}.tmp`;
-    writeFileSync(tmp, JSON.stringify(out, null, 2), { mode: 0o600 });
-    renameSync(tmp, this.file);
+    writeJsonFile(this.file, out);
   }
 }
 
