@@ -102,19 +102,23 @@ const optionalRe = (globs: readonly string[] | undefined, flags = "") =>
 
 function sqlMatcher(m: NonNullable<CompiledRule["sql"]>): (cmd: Command) => boolean {
   const kinds = m.statements ? new Set(m.statements) : undefined;
-  const tables = optionalRe(m.tables, "i");
-  const functions = optionalRe(m.functions, "i");
+  const tables = optionalName(m.tables);
+  const functions = optionalName(m.functions);
   const one = (s: SqlStatement): boolean =>
     (!kinds || kinds.has(s.kind)) &&
     (m.ddl === undefined || s.ddl === m.ddl) &&
     (m.where === undefined || (m.where === "absent" ? !s.hasWhere : s.hasWhere)) &&
-    (!tables || [...s.tablesRead, ...s.tablesWritten].some((t) => tables.test(t) || tables.test(bare(t)))) &&
-    (!functions || s.functions.some((f) => functions.test(f) || functions.test(bare(f))));
+    (!tables || s.tablesRead.some(tables) || s.tablesWritten.some(tables)) &&
+    (!functions || s.functions.some(functions));
   const any = (list: readonly SqlStatement[]): boolean => list.some((s) => one(s) || any(s.nested));
   return (cmd) => cmd.protocol === "sql" && any((cmd as SqlCommand).statements);
 }
 
-const bare = (name: string) => name.slice(name.lastIndexOf(".") + 1);
+/** Case-insensitive globs on a possibly schema-qualified name: "public.users" also matches globs for "users". */
+function optionalName(globs: readonly string[] | undefined): ((name: string) => boolean) | undefined {
+  const re = optionalRe(globs, "i");
+  return re && ((name) => re.test(name) || re.test(name.slice(name.lastIndexOf(".") + 1)));
+}
 
 function shellMatcher(m: NonNullable<CompiledRule["shell"]>): (cmd: Command) => boolean {
   const commands = optionalRe(m.commands);
