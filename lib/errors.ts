@@ -7,6 +7,7 @@ export type VigilErrorCode =
   | "relay_lost"
   | "relay_draining"
   | "target_unreachable"
+  | "target_refused"
   | "tunnel_timeout"
   | "hub_unavailable"
   | "client_gone"
@@ -18,12 +19,15 @@ export type VigilErrorCode =
 
 export class VigilError extends Error {
   override readonly name = "VigilError";
+  /** The target's own error code when the target refused (SQLSTATE for postgres). */
+  readonly nativeCode?: string;
   constructor(
     readonly code: VigilErrorCode,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; nativeCode?: string },
   ) {
     super(message, options);
+    if (options?.nativeCode) this.nativeCode = options.nativeCode;
   }
 }
 
@@ -40,6 +44,7 @@ const KNOWN_CODES = [
   "relay_lost",
   "relay_draining",
   "target_unreachable",
+  "target_refused",
   "tunnel_timeout",
   "hub_unavailable",
   "client_gone",

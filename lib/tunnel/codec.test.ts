@@ -12,7 +12,7 @@ const frames: TunnelFrame[] = [
   { frame: { $case: "data", value: randomBytes(3 * 1024 * 1024 + 7) } },
   { frame: { $case: "open", value: { connection: "pg-prod" } } },
   { frame: { $case: "halfClose", value: {} } },
-  { frame: { $case: "error", value: { code: "relay_lost", message: "gone" } } },
+  { frame: { $case: "error", value: { code: "target_refused", message: "gone", nativeCode: "3D000" } } },
   { frame: { $case: "ready", value: { sessionId: "s", relayId: "r", signature: Buffer.from([1, 2, 3]) } } },
 ];
 

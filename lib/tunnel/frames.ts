@@ -11,13 +11,14 @@ export interface FrameCall extends NodeJS.EventEmitter {
 
 export const dataFrame = (value: Buffer): TunnelFrame => ({ frame: { $case: "data", value } });
 export const HALF_CLOSE: TunnelFrame = { frame: { $case: "halfClose", value: {} } };
-export const errorFrame = (code: VigilErrorCode, message: string): TunnelFrame => ({
-  frame: { $case: "error", value: { code, message } },
+export const errorFrame = (code: VigilErrorCode, message: string, nativeCode = ""): TunnelFrame => ({
+  frame: { $case: "error", value: { code, message, nativeCode } },
 });
 
 export function errorFromFrame(frame: TunnelFrame): VigilError | undefined {
   if (frame.frame?.$case !== "error") return undefined;
-  return new VigilError(toErrorCode(frame.frame.value.code), frame.frame.value.message);
+  const { code, message, nativeCode } = frame.frame.value;
+  return new VigilError(toErrorCode(code), message, { nativeCode: nativeCode || undefined });
 }
 
 /**

@@ -51,7 +51,9 @@ export class TunnelBroker {
     const p = this.pending.get(sessionId);
     if (!p || p.relayId !== relayId) return;
     this.settle(sessionId)?.reject(
-      new VigilError(toErrorCode(error?.code ?? "internal"), error?.message ?? "relay could not open the tunnel"),
+      new VigilError(toErrorCode(error?.code ?? "internal"), error?.message ?? "relay could not open the tunnel", {
+        nativeCode: error?.nativeCode || undefined,
+      }),
     );
   }
 

@@ -42,10 +42,10 @@ export function splice(client: SpliceEnd, relay: SpliceEnd): Promise<SpliceResul
       resolve(result);
     };
 
-    const fail = (from: SpliceEnd, to: SpliceEnd, code: string, message: string) => {
+    const fail = (from: SpliceEnd, to: SpliceEnd, code: string, message: string, nativeCode = "") => {
       if (finished) return;
       try {
-        to.call.write({ frame: { $case: "error", value: { code, message } } });
+        to.call.write({ frame: { $case: "error", value: { code, message, nativeCode } } });
       } catch {
         // the receiving side is gone too
       }
@@ -62,7 +62,7 @@ export function splice(client: SpliceEnd, relay: SpliceEnd): Promise<SpliceResul
             halfClosed.add(from);
             break;
           case "error":
-            return fail(from, to, f.frame.value.code, f.frame.value.message);
+            return fail(from, to, f.frame.value.code, f.frame.value.message, f.frame.value.nativeCode);
           default:
             to.call.write(errorFrame("protocol_error", "tunnel peer sent an unexpected frame"));
             return fail(from, from, "protocol_error", `unexpected ${f.frame?.$case ?? "empty"} frame`);

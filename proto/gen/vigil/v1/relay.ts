@@ -30,6 +30,7 @@ export interface ControlRequest {
     | { $case: "heartbeat"; value: Heartbeat }
     | { $case: "tunnelFailed"; value: TunnelFailed }
     | { $case: "drain"; value: Drain }
+    | { $case: "approvalRequest"; value: ApprovalRequest }
     | undefined;
 }
 
@@ -43,6 +44,8 @@ export interface ControlResponse {
     | { $case: "openTunnel"; value: OpenTunnel }
     | { $case: "drain"; value: Drain }
     | { $case: "policyUpdate"; value: PolicyUpdate }
+    | { $case: "cancelSession"; value: CancelSession }
+    | { $case: "approvalUpdate"; value: ApprovalUpdate }
     | undefined;
 }
 
@@ -112,6 +115,59 @@ export interface OpenTunnel {
   policy: Buffer;
   /** Address of the client as seen by the hub, for the recording. */
   clientAddress: string;
+  /** Protocol parameters the client sent (postgres: database, application_name, client_encoding…). */
+  params: { [key: string]: string };
+}
+
+export interface OpenTunnel_ParamsEntry {
+  key: string;
+  value: string;
+}
+
+/**
+ * CancelSession asks the relay to cancel what the session's target is running now (a postgres
+ * CancelRequest the hub received for this session), without ending the session.
+ */
+export interface CancelSession {
+  sessionId: string;
+}
+
+/**
+ * ApprovalRequest: a session met a `review` decision and holds the command until the hub answers.
+ * The hub takes who and where from its own record of the session and the approvers from the
+ * session's compiled policy; the relay only names the rule and the (masked) command.
+ */
+export interface ApprovalRequest {
+  sessionId: string;
+  /** Chosen by the relay, unique within the session; ApprovalUpdate echoes it. */
+  requestId: string;
+  rule: string;
+  /** The command as it will be recorded (literals masked by the session's record masks). */
+  command: string;
+}
+
+/**
+ * ApprovalUpdate answers an ApprovalRequest: first "pending" (with the approval's id, for the
+ * client's notice), then exactly one final status. Anything but "approved" means the command does not run.
+ */
+export interface ApprovalUpdate {
+  sessionId: string;
+  requestId: string;
+  approvalId: string;
+  /** pending | approved | denied | expired | error */
+  status: string;
+  /** Who decided and why, for the session's recording. */
+  decisions: ApprovalDecision[];
+  /** Set with status "error": why no approval could be requested. */
+  message: string;
+}
+
+export interface ApprovalDecision {
+  by: string;
+  /** approve | deny */
+  verdict: string;
+  reason: string;
+  at: string;
 }
 
 /**
@@ -151,6 +207,9 @@ export const ControlRequest: MessageFns<ControlRequest> = {
         break;
       case "drain":
         Drain.encode(message.msg.value, writer.uint32(34).fork()).join();
+        break;
+      case "approvalRequest":
+        ApprovalRequest.encode(message.msg.value, writer.uint32(42).fork()).join();
         break;
     }
     return writer;
@@ -201,6 +260,14 @@ export const ControlRequest: MessageFns<ControlRequest> = {
             message.msg = { $case: "drain", value: Drain.decode(reader, reader.uint32()) };
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.msg = { $case: "approvalRequest", value: ApprovalRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -225,7 +292,11 @@ export const ControlRequest: MessageFns<ControlRequest> = {
               ? { $case: "tunnelFailed", value: TunnelFailed.fromJSON(object.tunnel_failed) }
               : isSet(object.drain)
                 ? { $case: "drain", value: Drain.fromJSON(object.drain) }
-                : undefined,
+                : isSet(object.approvalRequest)
+                  ? { $case: "approvalRequest", value: ApprovalRequest.fromJSON(object.approvalRequest) }
+                  : isSet(object.approval_request)
+                    ? { $case: "approvalRequest", value: ApprovalRequest.fromJSON(object.approval_request) }
+                    : undefined,
     };
   },
 
@@ -239,6 +310,8 @@ export const ControlRequest: MessageFns<ControlRequest> = {
       obj.tunnelFailed = TunnelFailed.toJSON(message.msg.value);
     } else if (message.msg?.$case === "drain") {
       obj.drain = Drain.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "approvalRequest") {
+      obj.approvalRequest = ApprovalRequest.toJSON(message.msg.value);
     }
     return obj;
   },
@@ -270,6 +343,12 @@ export const ControlRequest: MessageFns<ControlRequest> = {
       case "drain": {
         if (object.msg?.value !== undefined && object.msg?.value !== null) {
           message.msg = { $case: "drain", value: Drain.fromPartial(object.msg.value) };
+        }
+        break;
+      }
+      case "approvalRequest": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "approvalRequest", value: ApprovalRequest.fromPartial(object.msg.value) };
         }
         break;
       }
@@ -305,6 +384,12 @@ export const ControlResponse: MessageFns<ControlResponse> = {
         break;
       case "policyUpdate":
         PolicyUpdate.encode(message.msg.value, writer.uint32(58).fork()).join();
+        break;
+      case "cancelSession":
+        CancelSession.encode(message.msg.value, writer.uint32(66).fork()).join();
+        break;
+      case "approvalUpdate":
+        ApprovalUpdate.encode(message.msg.value, writer.uint32(74).fork()).join();
         break;
     }
     return writer;
@@ -379,6 +464,22 @@ export const ControlResponse: MessageFns<ControlResponse> = {
             message.msg = { $case: "policyUpdate", value: PolicyUpdate.decode(reader, reader.uint32()) };
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.msg = { $case: "cancelSession", value: CancelSession.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.msg = { $case: "approvalUpdate", value: ApprovalUpdate.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -411,7 +512,15 @@ export const ControlResponse: MessageFns<ControlResponse> = {
                       ? { $case: "policyUpdate", value: PolicyUpdate.fromJSON(object.policyUpdate) }
                       : isSet(object.policy_update)
                         ? { $case: "policyUpdate", value: PolicyUpdate.fromJSON(object.policy_update) }
-                        : undefined,
+                        : isSet(object.cancelSession)
+                          ? { $case: "cancelSession", value: CancelSession.fromJSON(object.cancelSession) }
+                          : isSet(object.cancel_session)
+                            ? { $case: "cancelSession", value: CancelSession.fromJSON(object.cancel_session) }
+                            : isSet(object.approvalUpdate)
+                              ? { $case: "approvalUpdate", value: ApprovalUpdate.fromJSON(object.approvalUpdate) }
+                              : isSet(object.approval_update)
+                                ? { $case: "approvalUpdate", value: ApprovalUpdate.fromJSON(object.approval_update) }
+                                : undefined,
     };
   },
 
@@ -431,6 +540,10 @@ export const ControlResponse: MessageFns<ControlResponse> = {
       obj.drain = Drain.toJSON(message.msg.value);
     } else if (message.msg?.$case === "policyUpdate") {
       obj.policyUpdate = PolicyUpdate.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "cancelSession") {
+      obj.cancelSession = CancelSession.toJSON(message.msg.value);
+    } else if (message.msg?.$case === "approvalUpdate") {
+      obj.approvalUpdate = ApprovalUpdate.toJSON(message.msg.value);
     }
     return obj;
   },
@@ -480,6 +593,18 @@ export const ControlResponse: MessageFns<ControlResponse> = {
       case "policyUpdate": {
         if (object.msg?.value !== undefined && object.msg?.value !== null) {
           message.msg = { $case: "policyUpdate", value: PolicyUpdate.fromPartial(object.msg.value) };
+        }
+        break;
+      }
+      case "cancelSession": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "cancelSession", value: CancelSession.fromPartial(object.msg.value) };
+        }
+        break;
+      }
+      case "approvalUpdate": {
+        if (object.msg?.value !== undefined && object.msg?.value !== null) {
+          message.msg = { $case: "approvalUpdate", value: ApprovalUpdate.fromPartial(object.msg.value) };
         }
         break;
       }
@@ -1375,7 +1500,7 @@ export const Identity: MessageFns<Identity> = {
 };
 
 function createBaseOpenTunnel(): OpenTunnel {
-  return { sessionId: "", connection: "", identity: undefined, policy: Buffer.alloc(0), clientAddress: "" };
+  return { sessionId: "", connection: "", identity: undefined, policy: Buffer.alloc(0), clientAddress: "", params: {} };
 }
 
 export const OpenTunnel: MessageFns<OpenTunnel> = {
@@ -1395,6 +1520,9 @@ export const OpenTunnel: MessageFns<OpenTunnel> = {
     if (message.clientAddress !== "") {
       writer.uint32(42).string(message.clientAddress);
     }
+    globalThis.Object.entries(message.params).forEach(([key, value]: [string, string]) => {
+      OpenTunnel_ParamsEntry.encode({ key: key as any, value }, writer.uint32(50).fork()).join();
+    });
     return writer;
   },
 
@@ -1451,6 +1579,17 @@ export const OpenTunnel: MessageFns<OpenTunnel> = {
             message.clientAddress = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            const entry6 = OpenTunnel_ParamsEntry.decode(reader, reader.uint32());
+            if (entry6.value !== undefined) {
+              message.params[entry6.key] = entry6.value;
+            }
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1478,6 +1617,20 @@ export const OpenTunnel: MessageFns<OpenTunnel> = {
         : isSet(object.client_address)
           ? globalThis.String(object.client_address)
           : "",
+      params: isObject(object.params)
+        ? (globalThis.Object.entries(object.params) as [string, any][]).reduce(
+            (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+              globalThis.Object.defineProperty(acc, key, {
+                value: globalThis.String(value),
+                enumerable: true,
+                configurable: true,
+                writable: true,
+              });
+              return acc;
+            },
+            {},
+          )
+        : {},
     };
   },
 
@@ -1498,6 +1651,15 @@ export const OpenTunnel: MessageFns<OpenTunnel> = {
     if (message.clientAddress !== "") {
       obj.clientAddress = message.clientAddress;
     }
+    if (message.params) {
+      const entries = globalThis.Object.entries(message.params) as [string, string][];
+      if (entries.length > 0) {
+        obj.params = {};
+        entries.forEach(([k, v]) => {
+          obj.params[k] = v;
+        });
+      }
+    }
     return obj;
   },
 
@@ -1512,6 +1674,578 @@ export const OpenTunnel: MessageFns<OpenTunnel> = {
       object.identity !== undefined && object.identity !== null ? Identity.fromPartial(object.identity) : undefined;
     message.policy = object.policy ?? Buffer.alloc(0);
     message.clientAddress = object.clientAddress ?? "";
+    message.params = (globalThis.Object.entries(object.params ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseOpenTunnel_ParamsEntry(): OpenTunnel_ParamsEntry {
+  return { key: "", value: "" };
+}
+
+export const OpenTunnel_ParamsEntry: MessageFns<OpenTunnel_ParamsEntry> = {
+  encode(message: OpenTunnel_ParamsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): OpenTunnel_ParamsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseOpenTunnel_ParamsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): OpenTunnel_ParamsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: OpenTunnel_ParamsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<OpenTunnel_ParamsEntry>): OpenTunnel_ParamsEntry {
+    return OpenTunnel_ParamsEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<OpenTunnel_ParamsEntry>): OpenTunnel_ParamsEntry {
+    const message = createBaseOpenTunnel_ParamsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseCancelSession(): CancelSession {
+  return { sessionId: "" };
+}
+
+export const CancelSession: MessageFns<CancelSession> = {
+  encode(message: CancelSession, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sessionId !== "") {
+      writer.uint32(10).string(message.sessionId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CancelSession {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCancelSession();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sessionId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CancelSession {
+    return {
+      sessionId: isSet(object.sessionId)
+        ? globalThis.String(object.sessionId)
+        : isSet(object.session_id)
+          ? globalThis.String(object.session_id)
+          : "",
+    };
+  },
+
+  toJSON(message: CancelSession): unknown {
+    const obj: any = {};
+    if (message.sessionId !== "") {
+      obj.sessionId = message.sessionId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CancelSession>): CancelSession {
+    return CancelSession.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CancelSession>): CancelSession {
+    const message = createBaseCancelSession();
+    message.sessionId = object.sessionId ?? "";
+    return message;
+  },
+};
+
+function createBaseApprovalRequest(): ApprovalRequest {
+  return { sessionId: "", requestId: "", rule: "", command: "" };
+}
+
+export const ApprovalRequest: MessageFns<ApprovalRequest> = {
+  encode(message: ApprovalRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sessionId !== "") {
+      writer.uint32(10).string(message.sessionId);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(18).string(message.requestId);
+    }
+    if (message.rule !== "") {
+      writer.uint32(26).string(message.rule);
+    }
+    if (message.command !== "") {
+      writer.uint32(34).string(message.command);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ApprovalRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseApprovalRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sessionId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.rule = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.command = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ApprovalRequest {
+    return {
+      sessionId: isSet(object.sessionId)
+        ? globalThis.String(object.sessionId)
+        : isSet(object.session_id)
+          ? globalThis.String(object.session_id)
+          : "",
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+          ? globalThis.String(object.request_id)
+          : "",
+      rule: isSet(object.rule) ? globalThis.String(object.rule) : "",
+      command: isSet(object.command) ? globalThis.String(object.command) : "",
+    };
+  },
+
+  toJSON(message: ApprovalRequest): unknown {
+    const obj: any = {};
+    if (message.sessionId !== "") {
+      obj.sessionId = message.sessionId;
+    }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
+    if (message.rule !== "") {
+      obj.rule = message.rule;
+    }
+    if (message.command !== "") {
+      obj.command = message.command;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ApprovalRequest>): ApprovalRequest {
+    return ApprovalRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ApprovalRequest>): ApprovalRequest {
+    const message = createBaseApprovalRequest();
+    message.sessionId = object.sessionId ?? "";
+    message.requestId = object.requestId ?? "";
+    message.rule = object.rule ?? "";
+    message.command = object.command ?? "";
+    return message;
+  },
+};
+
+function createBaseApprovalUpdate(): ApprovalUpdate {
+  return { sessionId: "", requestId: "", approvalId: "", status: "", decisions: [], message: "" };
+}
+
+export const ApprovalUpdate: MessageFns<ApprovalUpdate> = {
+  encode(message: ApprovalUpdate, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sessionId !== "") {
+      writer.uint32(10).string(message.sessionId);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(18).string(message.requestId);
+    }
+    if (message.approvalId !== "") {
+      writer.uint32(26).string(message.approvalId);
+    }
+    if (message.status !== "") {
+      writer.uint32(34).string(message.status);
+    }
+    for (const v of message.decisions) {
+      ApprovalDecision.encode(v!, writer.uint32(42).fork()).join();
+    }
+    if (message.message !== "") {
+      writer.uint32(50).string(message.message);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ApprovalUpdate {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseApprovalUpdate();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sessionId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.approvalId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.status = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.decisions.push(ApprovalDecision.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ApprovalUpdate {
+    return {
+      sessionId: isSet(object.sessionId)
+        ? globalThis.String(object.sessionId)
+        : isSet(object.session_id)
+          ? globalThis.String(object.session_id)
+          : "",
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+          ? globalThis.String(object.request_id)
+          : "",
+      approvalId: isSet(object.approvalId)
+        ? globalThis.String(object.approvalId)
+        : isSet(object.approval_id)
+          ? globalThis.String(object.approval_id)
+          : "",
+      status: isSet(object.status) ? globalThis.String(object.status) : "",
+      decisions: globalThis.Array.isArray(object?.decisions)
+        ? object.decisions.map((e: any) => ApprovalDecision.fromJSON(e))
+        : [],
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+    };
+  },
+
+  toJSON(message: ApprovalUpdate): unknown {
+    const obj: any = {};
+    if (message.sessionId !== "") {
+      obj.sessionId = message.sessionId;
+    }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
+    if (message.approvalId !== "") {
+      obj.approvalId = message.approvalId;
+    }
+    if (message.status !== "") {
+      obj.status = message.status;
+    }
+    if (message.decisions?.length) {
+      obj.decisions = message.decisions.map((e) => ApprovalDecision.toJSON(e));
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ApprovalUpdate>): ApprovalUpdate {
+    return ApprovalUpdate.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ApprovalUpdate>): ApprovalUpdate {
+    const message = createBaseApprovalUpdate();
+    message.sessionId = object.sessionId ?? "";
+    message.requestId = object.requestId ?? "";
+    message.approvalId = object.approvalId ?? "";
+    message.status = object.status ?? "";
+    message.decisions = object.decisions?.map((e) => ApprovalDecision.fromPartial(e)) || [];
+    message.message = object.message ?? "";
+    return message;
+  },
+};
+
+function createBaseApprovalDecision(): ApprovalDecision {
+  return { by: "", verdict: "", reason: "", at: "" };
+}
+
+export const ApprovalDecision: MessageFns<ApprovalDecision> = {
+  encode(message: ApprovalDecision, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.by !== "") {
+      writer.uint32(10).string(message.by);
+    }
+    if (message.verdict !== "") {
+      writer.uint32(18).string(message.verdict);
+    }
+    if (message.reason !== "") {
+      writer.uint32(26).string(message.reason);
+    }
+    if (message.at !== "") {
+      writer.uint32(34).string(message.at);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ApprovalDecision {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseApprovalDecision();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.by = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.verdict = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.at = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ApprovalDecision {
+    return {
+      by: isSet(object.by) ? globalThis.String(object.by) : "",
+      verdict: isSet(object.verdict) ? globalThis.String(object.verdict) : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      at: isSet(object.at) ? globalThis.String(object.at) : "",
+    };
+  },
+
+  toJSON(message: ApprovalDecision): unknown {
+    const obj: any = {};
+    if (message.by !== "") {
+      obj.by = message.by;
+    }
+    if (message.verdict !== "") {
+      obj.verdict = message.verdict;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.at !== "") {
+      obj.at = message.at;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ApprovalDecision>): ApprovalDecision {
+    return ApprovalDecision.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ApprovalDecision>): ApprovalDecision {
+    const message = createBaseApprovalDecision();
+    message.by = object.by ?? "";
+    message.verdict = object.verdict ?? "";
+    message.reason = object.reason ?? "";
+    message.at = object.at ?? "";
     return message;
   },
 };

@@ -52,6 +52,11 @@ export interface TunnelError {
   /** Stable code, e.g. "relay_unavailable", "target_unreachable", "unknown_connection". */
   code: string;
   message: string;
+  /**
+   * The target's own error code when the target refused (SQLSTATE for postgres), so the front
+   * door can answer in the client's native form.
+   */
+  nativeCode: string;
 }
 
 function createBaseTunnelFrame(): TunnelFrame {
@@ -579,7 +584,7 @@ export const HalfClose: MessageFns<HalfClose> = {
 };
 
 function createBaseTunnelError(): TunnelError {
-  return { code: "", message: "" };
+  return { code: "", message: "", nativeCode: "" };
 }
 
 export const TunnelError: MessageFns<TunnelError> = {
@@ -589,6 +594,9 @@ export const TunnelError: MessageFns<TunnelError> = {
     }
     if (message.message !== "") {
       writer.uint32(18).string(message.message);
+    }
+    if (message.nativeCode !== "") {
+      writer.uint32(26).string(message.nativeCode);
     }
     return writer;
   },
@@ -622,6 +630,14 @@ export const TunnelError: MessageFns<TunnelError> = {
             message.message = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.nativeCode = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -638,6 +654,11 @@ export const TunnelError: MessageFns<TunnelError> = {
     return {
       code: isSet(object.code) ? globalThis.String(object.code) : "",
       message: isSet(object.message) ? globalThis.String(object.message) : "",
+      nativeCode: isSet(object.nativeCode)
+        ? globalThis.String(object.nativeCode)
+        : isSet(object.native_code)
+          ? globalThis.String(object.native_code)
+          : "",
     };
   },
 
@@ -649,6 +670,9 @@ export const TunnelError: MessageFns<TunnelError> = {
     if (message.message !== "") {
       obj.message = message.message;
     }
+    if (message.nativeCode !== "") {
+      obj.nativeCode = message.nativeCode;
+    }
     return obj;
   },
 
@@ -659,6 +683,7 @@ export const TunnelError: MessageFns<TunnelError> = {
     const message = createBaseTunnelError();
     message.code = object.code ?? "";
     message.message = object.message ?? "";
+    message.nativeCode = object.nativeCode ?? "";
     return message;
   },
 };
