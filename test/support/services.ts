@@ -2,7 +2,19 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, rmSync } from "node:fs";
-import { appendFile, chown, mkdir, mkdtemp, open, readFile, rm, stat, writeFile } from "node:fs/promises";
+import {
+  appendFile,
+  chmod,
+  chown,
+  copyFile,
+  mkdir,
+  mkdtemp,
+  open,
+  readFile,
+  rm,
+  stat,
+  writeFile,
+} from "node:fs/promises";
 import { connect, createServer } from "node:net";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
@@ -244,6 +256,10 @@ export interface PostgresOptions {
   scram?: boolean;
   /** Password of the `postgres` role; random by default. */
   password?: string;
+  /** pg_hba.conf lines placed before the default ones (the first matching line wins). */
+  hba?: string[];
+  /** Server certificate and key (PEM files) to turn TLS on with; they are copied into the data dir. */
+  ssl?: { cert: string; key: string };
 }
 
 export interface PostgresHandle extends ServiceHandle {
@@ -289,7 +305,8 @@ function pgCtl(layout: PostgresLayout, args: readonly string[], timeoutMs = 60_0
   return runLogged(layout.logPath, cmd, fullArgs, { cwd: layout.dir, timeoutMs });
 }
 
-async function initPostgres(layout: PostgresLayout, scram: boolean): Promise<void> {
+async function initPostgres(layout: PostgresLayout, opts: PostgresOptions): Promise<void> {
+  const scram = opts.scram ?? true;
   const initdbArgs = [
     "-D",
     layout.dataDir,
@@ -316,10 +333,25 @@ async function initPostgres(layout: PostgresLayout, scram: boolean): Promise<voi
     "full_page_writes = off",
     `password_encryption = '${method}'`,
   ];
+  if (opts.ssl) {
+    await installServerCert(layout, opts.ssl);
+    settings.push("ssl = on");
+  }
   await appendFile(join(layout.dataDir, "postgresql.conf"), `\n${settings.join("\n")}\n`);
   // Local socket stays trusted so the harness can set the password; TCP always needs it.
-  const hba = ["local all all trust", `host all all ${LOOPBACK}/32 ${method}`];
+  const hba = [...(opts.hba ?? []), "local all all trust", `host all all ${LOOPBACK}/32 ${method}`];
   await writeFile(join(layout.dataDir, "pg_hba.conf"), `${hba.join("\n")}\n`);
+}
+
+/** As server.crt/server.key (the defaults of ssl_cert_file/ssl_key_file); postgres insists on owning a private key. */
+async function installServerCert(layout: PostgresLayout, ssl: { cert: string; key: string }): Promise<void> {
+  const cert = join(layout.dataDir, "server.crt");
+  const key = join(layout.dataDir, "server.key");
+  await Promise.all([copyFile(ssl.cert, cert), copyFile(ssl.key, key)]);
+  await chmod(key, 0o600);
+  if (!IS_ROOT) return;
+  const { uid, gid } = await postgresOwnerIds();
+  await Promise.all([cert, key].map((path) => chown(path, uid, gid)));
 }
 
 async function setPostgresPassword(layout: PostgresLayout, password: string): Promise<void> {
@@ -366,7 +398,6 @@ async function stopPostgres(layout: PostgresLayout, pid: number | undefined): Pr
 }
 
 export async function startPostgres(opts: PostgresOptions = {}): Promise<PostgresHandle> {
-  const scram = opts.scram ?? true;
   const password = opts.password ?? randomBytes(16).toString("hex");
   const dir = await makeTempDir("pg");
   const layout: PostgresLayout = {
@@ -382,7 +413,7 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgre
   );
   try {
     await preparePostgresDirs(layout);
-    await initPostgres(layout, scram);
+    await initPostgres(layout, opts);
     await pgCtl(layout, ["-l", layout.logPath, "-w", "-t", "60", "start"], 90_000);
     pid = await postmasterPid(layout.dataDir);
     await setPostgresPassword(layout, password);
