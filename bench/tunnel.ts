@@ -71,9 +71,9 @@ async function measure(blastPort: number, echoPort: number): Promise<Measured> {
 
 /** Layout A: `vigil up` (hub and relay in one process), as the embedded default runs. */
 async function viaVigilUp(dir: Workdir, targets: { echo: number; blast: number }): Promise<Measured> {
-  const [apiPort, grpcPort] = [await freePort(), await freePort()];
+  const [apiPort, grpcPort, pgPort] = [await freePort(), await freePort(), await freePort()];
   const config = dir.writeConfig("up.yaml", {
-    listen: { api: `127.0.0.1:${apiPort}`, grpc: `127.0.0.1:${grpcPort}` },
+    listen: { api: `127.0.0.1:${apiPort}`, grpc: `127.0.0.1:${grpcPort}`, postgres: `127.0.0.1:${pgPort}` },
     storage: { embedded: { path: dir.file("up-data") } },
     log: { level: "warn" },
     relay: {

@@ -26,9 +26,14 @@ export function readJsonFile<T>(file: string, what: string): T | undefined {
  * write creates: a leftover temp file must not keep looser permissions.
  */
 export function writeJsonFile(file: string, value: unknown): void {
+  writeTextFileAtomic(file, JSON.stringify(value, null, 2) + "\n");
+}
+
+/** The same for any text (keys, certificates): atomic, owner-only. */
+export function writeTextFileAtomic(file: string, text: string): void {
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(value, null, 2) + "\n", { mode: 0o600 });
+  writeFileSync(tmp, text, { mode: 0o600 });
   chmodSync(tmp, 0o600);
   renameSync(tmp, file);
 }

@@ -19,7 +19,7 @@ describe("npm start", function () {
   });
 
   it("starts hub and relay in one process, writes an admin token and prints where to connect", async () => {
-    const [apiPort, grpcPort] = [await freePort(), await freePort()];
+    const [apiPort, grpcPort, pgPort] = [await freePort(), await freePort(), await freePort()];
     const echo = await echoServer();
     const data = dir.file("data");
     const child = spawn("npm", ["start", "--silent"], {
@@ -30,6 +30,7 @@ describe("npm start", function () {
         ...process.env,
         VIGIL_LISTEN_API: `127.0.0.1:${apiPort}`,
         VIGIL_LISTEN_GRPC: `127.0.0.1:${grpcPort}`,
+        VIGIL_LISTEN_POSTGRES: `127.0.0.1:${pgPort}`,
         VIGIL_STORAGE_EMBEDDED_PATH: data,
         VIGIL_RELAY_CONNECTIONS: JSON.stringify([{ name: "echo", type: "tcp", target: echo.address }]),
       },

@@ -2,6 +2,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
+import { createSecureContext, type SecureContext } from "node:tls";
 import * as grpc from "@grpc/grpc-js";
 import { connect as natsConnect, type NatsConnection } from "@nats-io/transport-node";
 import { formatHostPort, parseHostPort } from "../../lib/address.js";
@@ -10,15 +11,18 @@ import type { Config } from "../../lib/config/schema.js";
 import { ClientService, RelayService } from "../../lib/tunnel/services.js";
 import { SERVER_OPTIONS, tuneServerTransport } from "../../lib/grpc-options.js";
 import type { Logger } from "../../lib/log.js";
+import { selfSignedCert } from "../../lib/tls/self-signed.js";
 import { VERSION } from "../../lib/version.js";
 import { buildApi, type Api } from "./api/app.js";
 import { handleConnect } from "./client-service.js";
+import { startPostgresFrontDoor, type PostgresFrontDoor } from "./frontdoors/postgres.js";
 import { startIdentity } from "./identity/setup.js";
 import { LocalTokens } from "./identity/local-tokens.js";
 import { handleControl } from "./relays/control.js";
 import { FileKeyPinStore, NatsKeyPinStore, type KeyPinStore } from "./relays/key-pins.js";
 import { RelayRegistry } from "./relays/registry.js";
 import { TunnelBroker } from "./tunnels/broker.js";
+import { handleCommandApproval } from "./approvals/commands.js";
 import { ApprovalService } from "./approvals/service.js";
 import { NatsApprovalStore } from "./approvals/nats-store.js";
 import { notifyWebhook } from "./approvals/notify.js";
@@ -71,6 +75,7 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
         broker,
         enrollmentToken,
         heartbeatMs: config.hub.heartbeatMs,
+        onApprovalRequest: (relay, req) => void handleCommandApproval(relay, req, { sessions, approvals, log }),
         log,
       }),
     tunnel: (call: Parameters<TunnelBroker["attach"]>[0]) => void broker.attach(call),
@@ -96,8 +101,17 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
 
   let api: Api | undefined;
   let apiUrl = "";
+  let postgres: PostgresFrontDoor | undefined;
   const heartbeats = startHeartbeats(registry, config.hub.heartbeatMs, log);
   try {
+    postgres = await startPostgresFrontDoor(config.listen.postgres, {
+      auth: auth.forFrontDoor("postgres"),
+      sessions,
+      tls: await frontDoorTls(tls, dir, log),
+      allowPlaintext: config.hub.postgres.allowPlaintext,
+      handshakeTimeoutMs: config.hub.tunnelOpenTimeoutMs + 10_000,
+      log,
+    });
     api = await buildApi(
       {
         auth,
@@ -111,7 +125,7 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
           version: VERSION,
           hubId: id,
           grpc: { address: config.hub.advertiseGrpc ?? grpcAddress, tls: !!tls },
-          listen: { ...config.listen, grpc: grpcAddress, api: apiUrl },
+          listen: { ...config.listen, grpc: grpcAddress, api: apiUrl, postgres: postgres!.address },
         }),
       },
       tls,
@@ -126,7 +140,10 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
     throw err;
   }
   if (config.approvals.webhook) notifyWebhook(approvals, config.approvals.webhook, () => apiUrl, log);
-  log.info({ grpc: grpcAddress, api: apiUrl, tls: !!tls, storage: nats ? "nats" : "embedded" }, "hub listening");
+  log.info(
+    { grpc: grpcAddress, api: apiUrl, postgres: postgres.address, tls: !!tls, storage: nats ? "nats" : "embedded" },
+    "hub listening",
+  );
 
   return {
     id,
@@ -147,11 +164,24 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
     approvals.close();
     // Relays and clients see their streams end now and reconnect elsewhere; nothing waits on them.
     grpcServer.forceShutdown();
+    await postgres?.close();
     await api?.close();
     await approvalStore.close();
     await identity.close();
     await closeNats(nats);
   }
+}
+
+/** The front doors' TLS: the hub's certificate, or one made and kept in the data dir. */
+async function frontDoorTls(
+  tls: { cert: Buffer; key: Buffer } | undefined,
+  dir: string,
+  log: Logger,
+): Promise<SecureContext> {
+  if (tls) return createSecureContext(tls);
+  const pair = await selfSignedCert(dir);
+  if (pair.created) log.warn({ dir }, "no tls configured: front doors use a new self-signed certificate");
+  return createSecureContext(pair);
 }
 
 /** Send a heartbeat to every relay, and drop relays that missed three of theirs. */

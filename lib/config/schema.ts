@@ -113,6 +113,14 @@ const Hub = Type.Object(
     tunnelOpenTimeoutMs: Millis(10000),
     /** The gRPC address clients should dial (host:port), when it differs from listen.grpc (load balancer, port mapping). */
     advertiseGrpc: Type.Optional(Type.String({ pattern: HOST_PORT_PATTERN })),
+    /** The postgres front door. TLS uses `tls` when set, else a self-signed certificate in the data dir. */
+    postgres: Type.Object(
+      {
+        /** Accept the token as a plaintext password from loopback clients without TLS (local development). */
+        allowPlaintext: Type.Boolean({ default: false }),
+      },
+      { ...closed, default: {} },
+    ),
   },
   { ...closed, default: {} },
 );

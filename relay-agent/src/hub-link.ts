@@ -1,5 +1,6 @@
 import type * as grpc from "@grpc/grpc-js";
 import type {
+  ApprovalUpdate,
   ControlRequest,
   ControlResponse,
   Hello,
@@ -31,6 +32,8 @@ export interface LinkOwner {
   rejected(err: EnrollmentRejected): void;
   openTunnel(link: HubLink, req: OpenTunnel): void;
   policyUpdate(sessionId: string, policy: Uint8Array): void;
+  cancelSession(sessionId: string): void;
+  approvalUpdate(update: ApprovalUpdate): void;
   drainRequested(reason: string): void;
   activeSessions(): number;
   isDraining(): boolean;
@@ -146,6 +149,12 @@ export class HubLink {
             return;
           case "policyUpdate":
             this.owner.policyUpdate(msg.value.sessionId, msg.value.policy);
+            return;
+          case "cancelSession":
+            this.owner.cancelSession(msg.value.sessionId);
+            return;
+          case "approvalUpdate":
+            this.owner.approvalUpdate(msg.value);
             return;
         }
       });

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
-import type { OpenTunnel } from "../../proto/gen/vigil/v1/relay.js";
+import type { ApprovalUpdate, OpenTunnel } from "../../proto/gen/vigil/v1/relay.js";
 import { isLoopback, parseHostPort } from "../../lib/address.js";
 import { dataDir } from "../../lib/config/load.js";
 import type { Config, Connection, RelayConfig } from "../../lib/config/schema.js";
@@ -19,9 +19,11 @@ import type { Logger } from "../../lib/log.js";
 import { FrameDuplex } from "../../lib/tunnel/frame-duplex.js";
 import { RelayClient } from "../../lib/tunnel/services.js";
 import { VERSION } from "../../lib/version.js";
+import type { ApprovalOutcome, EngineSession } from "./engines/engine.js";
 import { engineFor, SUPPORTED_TYPES } from "./engines/index.js";
 import { resolveHubs, type HubAddress } from "./hub-discovery.js";
 import { EnrollmentRejected, HubLink, type LinkOwner } from "./hub-link.js";
+import { FileRecorder, type Recorder } from "./recording/recorder.js";
 import { SessionPolicy } from "./session-policy.js";
 
 export { EnrollmentRejected } from "./hub-link.js";
@@ -57,6 +59,7 @@ export async function startRelay(config: Config, log: Logger): Promise<Relay> {
     key,
     token,
     checkConnections(rc.connections),
+    new FileRecorder(join(dataDir(config), "recordings")),
     log.child({ relay: id, segment: rc.segment }),
   );
   return agent.start();
@@ -71,19 +74,29 @@ function checkTransport(rc: RelayConfig, hub: string): void {
 
 function checkConnections(list: readonly Connection[]): Map<string, Connection> {
   for (const c of list) {
-    if (!engineFor(c.type)) {
+    const engine = engineFor(c.type);
+    if (!engine) {
       throw new Error(
         `config: relay connection "${c.name}": type ${c.type} has no engine in this relay yet (supported: ${SUPPORTED_TYPES.join(", ")})`,
       );
     }
+    engine.check?.(c);
   }
   return new Map(list.map((c) => [c.name, c]));
 }
 
 interface RunningSession {
   policy: SessionPolicy;
-  tunnel: FrameDuplex;
+  tunnel?: FrameDuplex;
+  engine?: EngineSession;
+  /** Commands held for review, by request id: resolved by the hub's final ApprovalUpdate. */
+  approvals: Map<string, PendingApproval>;
   log: Logger;
+}
+
+interface PendingApproval {
+  onPending(approvalId: string): void;
+  resolve(outcome: ApprovalOutcome): void;
 }
 
 /**
@@ -111,6 +124,7 @@ class RelayAgent implements LinkOwner {
     private readonly key: Ed25519Key,
     private readonly token: string,
     private readonly connections: Map<string, Connection>,
+    private readonly recorder: Recorder,
     private readonly log: Logger,
   ) {}
 
@@ -206,7 +220,24 @@ class RelayAgent implements LinkOwner {
       return;
     }
     s.log.info("policy no longer grants connect; ending session");
-    s.tunnel.destroy(new VigilError("forbidden", "access revoked: policy no longer grants connect to this connection"));
+    s.tunnel?.destroy(
+      new VigilError("forbidden", "access revoked: policy no longer grants connect to this connection"),
+    );
+  }
+
+  cancelSession(sessionId: string): void {
+    const s = this.running.get(sessionId);
+    if (!s?.engine?.cancel) return;
+    s.log.info("cancel requested by the client");
+    s.engine.cancel();
+  }
+
+  approvalUpdate(u: ApprovalUpdate): void {
+    const pending = this.running.get(u.sessionId)?.approvals.get(u.requestId);
+    if (!pending) return;
+    if (u.status === "pending") return pending.onPending(u.approvalId);
+    const status = (["approved", "denied", "expired"] as const).find((s) => s === u.status) ?? "error";
+    pending.resolve({ status, approvalId: u.approvalId, decisions: u.decisions, message: u.message });
   }
 
   drainRequested(reason: string): void {
@@ -226,9 +257,11 @@ class RelayAgent implements LinkOwner {
   /** Reach the target, then open the Tunnel stream on the asking hub's link and serve until the session ends. */
   private async serveSession(link: HubLink, req: OpenTunnel): Promise<void> {
     const log = this.log.child({ session: req.sessionId, connection: req.connection, user: req.identity?.subject });
-    const fail = (code: VigilErrorCode, message: string) => {
+    const fail = (code: VigilErrorCode, message: string, nativeCode = "") => {
       log.warn({ code, reason: message }, "tunnel failed");
-      link.send({ msg: { $case: "tunnelFailed", value: { sessionId: req.sessionId, error: { code, message } } } });
+      link.send({
+        msg: { $case: "tunnelFailed", value: { sessionId: req.sessionId, error: { code, message, nativeCode } } },
+      });
     };
     if (this.draining) return fail("relay_draining", `relay ${this.id} is draining`);
     const connection = this.connections.get(req.connection);
@@ -241,34 +274,70 @@ class RelayAgent implements LinkOwner {
     } catch (err) {
       return fail("forbidden", (err as Error).message);
     }
-    let session;
-    try {
-      session = await engine.open({
-        sessionId: req.sessionId,
-        connection,
-        identity: req.identity ?? { subject: "", groups: [], issuer: "" },
-        policy,
-        clientAddress: req.clientAddress,
-        log,
+    const identity = req.identity ?? { subject: "", groups: [], issuer: "" };
+    const recording = this.recorder.open(req.sessionId);
+    recording.record({
+      type: "session_start",
+      connection: connection.name,
+      connectionType: connection.type,
+      user: identity.subject,
+      groups: identity.groups,
+      clientAddress: req.clientAddress,
+      params: req.params,
+    });
+    let endError: string | undefined;
+    const running: RunningSession = { policy, approvals: new Map(), log };
+    this.running.set(req.sessionId, running);
+    let requests = 0;
+    const requestApproval = (r: { rule: string; command: string }, onPending: (id: string) => void) =>
+      new Promise<ApprovalOutcome>((resolve) => {
+        const requestId = String(++requests);
+        running.approvals.set(requestId, {
+          onPending,
+          resolve: (outcome) => (running.approvals.delete(requestId), resolve(outcome)),
+        });
+        link.send({ msg: { $case: "approvalRequest", value: { sessionId: req.sessionId, requestId, ...r } } });
       });
-    } catch (err) {
-      const e = err instanceof VigilError ? err : new VigilError("target_unreachable", String(err));
-      return fail(e.code, e.message);
-    }
-    const call = link.client.tunnel();
-    const signature = signEd25519(this.key.privateKey, tunnelSigningPayload(req.sessionId, this.id));
-    call.write({ frame: { $case: "ready", value: { sessionId: req.sessionId, relayId: this.id, signature } } });
-    const tunnel = new FrameDuplex(call, { lostCode: "hub_unavailable", peer: "hub" });
-    this.running.set(req.sessionId, { policy, tunnel, log });
-    log.info({ rules: policy.current.rules.length }, "session started");
     try {
-      await session.serve(tunnel);
-      log.info("session ended");
-    } catch (err) {
-      log.info({ err: (err as Error).message }, "session ended with an error");
-      tunnel.destroy(err as Error);
+      try {
+        running.engine = await engine.open({
+          sessionId: req.sessionId,
+          connection,
+          identity,
+          policy,
+          recording,
+          clientAddress: req.clientAddress,
+          params: req.params,
+          requestApproval,
+          log,
+        });
+      } catch (err) {
+        const e = err instanceof VigilError ? err : new VigilError("target_unreachable", String(err));
+        endError = e.message;
+        return fail(e.code, e.message, e.nativeCode);
+      }
+      const call = link.client.tunnel();
+      const signature = signEd25519(this.key.privateKey, tunnelSigningPayload(req.sessionId, this.id));
+      call.write({ frame: { $case: "ready", value: { sessionId: req.sessionId, relayId: this.id, signature } } });
+      const tunnel = new FrameDuplex(call, { lostCode: "hub_unavailable", peer: "hub" });
+      running.tunnel = tunnel;
+      log.info({ rules: policy.current.rules.length }, "session started");
+      try {
+        await running.engine.serve(tunnel);
+        log.info("session ended");
+      } catch (err) {
+        log.info({ err: (err as Error).message }, "session ended with an error");
+        endError = (err as Error).message;
+        tunnel.destroy(err as Error);
+      }
     } finally {
+      recording.record({ type: "session_end", ...(endError ? { error: endError } : {}) });
+      void recording.end();
       this.running.delete(req.sessionId);
+      // A held command whose session is gone never runs.
+      for (const p of running.approvals.values()) {
+        p.resolve({ status: "error", approvalId: "", decisions: [], message: "the session ended" });
+      }
     }
   }
 

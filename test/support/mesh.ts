@@ -12,6 +12,8 @@ export interface HubHandle {
   grpc: string;
   grpcPort: number;
   apiPort: number;
+  /** The postgres front door (TLS with the hub's self-signed certificate). */
+  pgPort: number;
   enrollmentToken: string;
   configFile: string;
   adminToken: string;
@@ -29,6 +31,7 @@ export async function startHubProcess(
     name?: string;
     apiPort?: number;
     grpcPort?: number;
+    pgPort?: number;
     extra?: object;
     env?: Record<string, string>;
     policy?: string;
@@ -40,8 +43,9 @@ export async function startHubProcess(
   if (!existsSync(join(policyDir, "test.yaml"))) writeFileSync(join(policyDir, "test.yaml"), opts.policy ?? ALLOW_ALL);
   const apiPort = opts.apiPort ?? (await freePort());
   const grpcPort = opts.grpcPort ?? (await freePort());
+  const pgPort = opts.pgPort ?? (await freePort());
   const configFile = dir.writeConfig(`${name}.yaml`, {
-    listen: { api: `127.0.0.1:${apiPort}`, grpc: `127.0.0.1:${grpcPort}` },
+    listen: { api: `127.0.0.1:${apiPort}`, grpc: `127.0.0.1:${grpcPort}`, postgres: `127.0.0.1:${pgPort}` },
     storage: { embedded: { path: dir.file(`${name}-data`) } },
     enrollment: { token: ENROLLMENT },
     hub: { id: name, heartbeatMs: 500 },
@@ -58,6 +62,7 @@ export async function startHubProcess(
     grpc: `127.0.0.1:${grpcPort}`,
     grpcPort,
     apiPort,
+    pgPort,
     enrollmentToken: ENROLLMENT,
     configFile,
     adminToken: "",
@@ -83,7 +88,13 @@ export async function startHubProcess(
 export interface RelayOptions {
   id: string;
   hub: string;
-  connections: { name: string; type: string; target: string; labels?: Record<string, string> }[];
+  connections: {
+    name: string;
+    type: string;
+    target: string;
+    labels?: Record<string, string>;
+    credentials?: Record<string, unknown>;
+  }[];
   token?: string;
   keyFile?: string;
   segment?: string;

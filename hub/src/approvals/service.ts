@@ -7,7 +7,7 @@ import { globsToRegExp } from "../../../lib/policy/glob.js";
 import type { Identity } from "../identity/identity.js";
 import type { PolicyStore } from "../policy/store.js";
 import type { ApprovalStore } from "./store.js";
-import { effectiveStatus, type ApprovalRecord } from "./types.js";
+import { effectiveStatus, type ApprovalRecord, type ApprovalStatus } from "./types.js";
 
 /**
  * Just-in-time approvals: time-bounded access requests (and, with the protocol engines, held
@@ -71,6 +71,71 @@ export class ApprovalService extends EventEmitter<{ change: [ApprovalRecord]; gr
       "approval requested",
     );
     return rec;
+  }
+
+  /**
+   * A relay holds a command that met a `review` rule: record it for the rule's approvers. Who and
+   * where come from the hub's own record of the session, never from the relay.
+   */
+  async requestCommand(
+    who: Identity,
+    connection: string,
+    sessionId: string,
+    rule: { id: string; approvers: { groups: string[]; count: number; timeoutMs: number } },
+    command: string,
+  ): Promise<ApprovalRecord> {
+    const now = Date.now();
+    const rec: ApprovalRecord = {
+      id: randomUUID(),
+      kind: "command",
+      status: "pending",
+      requester: { subject: who.subject, groups: [...who.groups] },
+      connection,
+      policy: rule.id,
+      command,
+      sessionId,
+      approvers: { groups: [...rule.approvers.groups], count: rule.approvers.count },
+      createdAt: new Date(now).toISOString(),
+      expiresAt: new Date(now + rule.approvers.timeoutMs).toISOString(),
+      decisions: [],
+    };
+    await this.store.create(rec);
+    this.log.info(
+      { audit: "approval.requested", id: rec.id, kind: rec.kind, requester: who.subject, connection, rule: rule.id },
+      "approval requested",
+    );
+    return rec;
+  }
+
+  /**
+   * Resolves with the record once it is decided (on any hub) or has expired; an expired request is
+   * a denial. `signal` stops waiting (the session ended).
+   */
+  waitForDecision(id: string, signal?: AbortSignal): Promise<ApprovalRecord & { effectiveStatus: ApprovalStatus }> {
+    return new Promise((resolve, reject) => {
+      const rec = this.store.get(id);
+      if (!rec) return reject(new VigilError("not_found", `no approval ${id}`));
+      const done = (r: ApprovalRecord, at = Date.now()) => {
+        const status = effectiveStatus(r, at);
+        if (status === "pending") return;
+        cleanup();
+        resolve({ ...r, effectiveStatus: status });
+      };
+      const onChange = (r: ApprovalRecord) => r.id === id && done(r);
+      const onAbort = () => (cleanup(), reject(new VigilError("client_gone", "the session ended")));
+      const cleanup = () => {
+        clearTimeout(timer);
+        this.off("change", onChange);
+        signal?.removeEventListener("abort", onAbort);
+      };
+      // Expiry changes nothing in the store: a timer notices it, and a request still pending then is expired.
+      const expiresAt = Date.parse(rec.expiresAt);
+      const timer = setTimeout(() => done(this.store.get(id) ?? rec, expiresAt), Math.max(0, expiresAt - Date.now()));
+      timer.unref();
+      this.on("change", onChange);
+      signal?.addEventListener("abort", onAbort);
+      done(rec);
+    });
   }
 
   /** Approve or deny. The requester never decides their own request; approvers must be in the approver groups. */

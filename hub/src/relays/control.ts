@@ -1,6 +1,6 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import type { ServerDuplexStream } from "@grpc/grpc-js";
-import type { ControlRequest, ControlResponse, Hello } from "../../../proto/gen/vigil/v1/relay.js";
+import type { ApprovalRequest, ControlRequest, ControlResponse, Hello } from "../../../proto/gen/vigil/v1/relay.js";
 import { helloSigningPayload, verifyEd25519 } from "../../../lib/keys.js";
 import type { Logger } from "../../../lib/log.js";
 import type { TunnelBroker } from "../tunnels/broker.js";
@@ -14,6 +14,8 @@ export interface ControlDeps {
   broker: TunnelBroker;
   enrollmentToken: string;
   heartbeatMs: number;
+  /** A session on this relay holds a command for review. */
+  onApprovalRequest(relay: RelayRecord, req: ApprovalRequest): void;
   log: Logger;
 }
 
@@ -89,6 +91,9 @@ export function handleControl(call: ControlCall, deps: ControlDeps): void {
         return;
       case "tunnelFailed":
         deps.broker.failed(msg.value.sessionId, record.id, msg.value.error);
+        return;
+      case "approvalRequest":
+        deps.onApprovalRequest(record, msg.value);
         return;
       case "drain":
         deps.registry.setStatus(record, "draining");

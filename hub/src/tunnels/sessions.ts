@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { VigilError } from "../../../lib/errors.js";
 import type { Logger } from "../../../lib/log.js";
-import { compilePolicy, type PolicyConnection } from "../../../lib/policy/compile.js";
+import { compilePolicy, type CompiledPolicy, type PolicyConnection } from "../../../lib/policy/compile.js";
 import type { PolicySet } from "../../../lib/policy/load.js";
 import type { Identity } from "../identity/identity.js";
 import type { PolicyStore } from "../policy/store.js";
@@ -16,11 +16,15 @@ export interface OpenedSession {
   release(): void;
 }
 
-interface ActiveSession {
+export interface ActiveSession {
   identity: Identity;
   connection: PolicyConnection;
   relay: RelayRecord;
+  /** The compiled policy the relay enforces now, and its JSON as sent. */
+  compiled: CompiledPolicy;
   policy: string;
+  /** Aborted when the session ends (waiting approvals stop waiting). */
+  ended: AbortSignal;
 }
 
 /** Approved access requests, which grant connect like a policy does until they expire. */
@@ -50,7 +54,16 @@ export class SessionRouter {
     grants.on("grants", () => this.pushPolicies(policies.current));
   }
 
-  async open(identity: Identity, connection: string, clientAddress: string): Promise<OpenedSession> {
+  /**
+   * @param params protocol parameters the client sent, for the relay's engine (postgres: database,
+   * application_name…)
+   */
+  async open(
+    identity: Identity,
+    connection: string,
+    clientAddress: string,
+    params: Record<string, string> = {},
+  ): Promise<OpenedSession> {
     const id = randomUUID();
     const tried = new Set<string>();
     let lastError: VigilError | undefined;
@@ -81,8 +94,10 @@ export class SessionRouter {
           identity: { subject: identity.subject, groups: identity.groups, issuer: identity.issuer },
           policy: Buffer.from(policy),
           clientAddress,
+          params,
         });
-        this.active.set(id, { identity, connection: target, relay, policy });
+        const ended = new AbortController();
+        this.active.set(id, { identity, connection: target, relay, compiled, policy, ended: ended.signal });
         let released = false;
         return {
           id,
@@ -93,6 +108,7 @@ export class SessionRouter {
             released = true;
             relay.activeSessions--;
             this.active.delete(id);
+            ended.abort();
           },
         };
       } catch (err) {
@@ -105,14 +121,24 @@ export class SessionRouter {
     throw lastError!;
   }
 
+  /** A running session, as this hub opened it (undefined for sessions of other hubs). */
+  get(sessionId: string): ActiveSession | undefined {
+    return this.active.get(sessionId);
+  }
+
   /** After a reload or a grant change, recompile every running session's policy and send the ones that changed. */
   private pushPolicies(set: PolicySet): void {
     for (const [sessionId, s] of this.active) {
-      const policy = JSON.stringify(
-        compilePolicy(set, s.identity, s.connection, this.grants.activeGrants(s.identity.subject, s.connection.name)),
+      const compiled = compilePolicy(
+        set,
+        s.identity,
+        s.connection,
+        this.grants.activeGrants(s.identity.subject, s.connection.name),
       );
+      const policy = JSON.stringify(compiled);
       if (policy === s.policy) continue;
       s.policy = policy;
+      s.compiled = compiled;
       s.relay.send?.({ msg: { $case: "policyUpdate", value: { sessionId, policy: Buffer.from(policy) } } });
       this.log.info({ session: sessionId, relay: s.relay.id }, "policy update sent to running session");
     }

@@ -1,5 +1,6 @@
 import type { ConnectionType } from "../../../lib/config/schema.js";
 import type { ProtocolEngine } from "./engine.js";
+import { postgresEngine } from "./postgres/engine.js";
 import { tcpEngine } from "./tcp/engine.js";
 
 /**
@@ -8,7 +9,7 @@ import { tcpEngine } from "./tcp/engine.js";
  */
 export const engines = {
   tcp: tcpEngine,
-  postgres: undefined,
+  postgres: postgresEngine,
   ssh: undefined,
   http: undefined,
   kubernetes: undefined,

@@ -1,0 +1,86 @@
+import { compileMasker, type Masker } from "../../../../lib/masking/index.js";
+import type { MaskTargets } from "../../../../lib/policy/evaluate.js";
+import type { RowField } from "../../../../lib/pgwire/backend.js";
+
+/** What happens to one column's values. */
+const enum Action {
+  Keep,
+  /** A column rule masks it whole (text, or binary of a text-like type). */
+  Whole,
+  /** Detectors scan it (text, or binary of a text-like type). */
+  Scan,
+  /** A column rule masks a binary value of a non-text type: it cannot be rewritten in place, so NULL. */
+  Null,
+}
+
+/**
+ * Types whose binary send format is the text itself (text, varchar, bpchar, name, json, xml,
+ * unknown, char), so they can be masked like text; jsonb's binary form is a version byte then text.
+ */
+const TEXT_LIKE_BINARY = new Set([25, 1043, 1042, 19, 114, 142, 705, 18]);
+const JSONB = 3802;
+
+/**
+ * Masks DataRows of one result set: the per-column plan is worked out once, at RowDescription, and
+ * a row with nothing to mask is passed through untouched (`undefined`).
+ */
+export class RowMasker {
+  private readonly actions: Action[];
+  readonly active: boolean;
+
+  constructor(
+    private readonly masker: Masker,
+    private readonly fields: readonly RowField[],
+    tableOf: (oid: number) => string | undefined,
+    scan: boolean,
+  ) {
+    this.actions = fields.map((f) => {
+      const textual = f.format === 0 || TEXT_LIKE_BINARY.has(f.typeOid) || f.typeOid === JSONB;
+      if (masker.columnRule(f.tableOid ? tableOf(f.tableOid) : undefined, f.name)) {
+        return textual ? Action.Whole : Action.Null;
+      }
+      return scan && textual ? Action.Scan : Action.Keep;
+    });
+    this.active = this.actions.some((a) => a !== Action.Keep);
+  }
+
+  /** The masked values, or undefined when no value changed. Never lets a value through unmasked on error. */
+  mask(values: (Buffer | null)[]): (Buffer | null)[] | undefined {
+    let out: (Buffer | null)[] | undefined;
+    const n = Math.min(values.length, this.actions.length);
+    for (let i = 0; i < n; i++) {
+      const v = values[i];
+      const action = this.actions[i]!;
+      if (v === null || v === undefined || action === Action.Keep) continue;
+      const next = action === Action.Null ? null : this.maskOne(v, action, this.fields[i]!);
+      if (next === v) continue;
+      out ??= values.slice();
+      out[i] = next;
+    }
+    return out;
+  }
+
+  private maskOne(v: Buffer, action: Action, field: RowField): Buffer {
+    const jsonbPrefix = field.format === 1 && field.typeOid === JSONB ? v.subarray(0, 1) : undefined;
+    const body = jsonbPrefix ? v.subarray(1) : v;
+    let masked: Buffer | undefined;
+    if (action === Action.Whole) masked = Buffer.from(this.masker.maskWhole(body.toString("utf8")), "utf8");
+    else masked = this.masker.maskBuffer(body);
+    if (!masked) return v;
+    return jsonbPrefix ? Buffer.concat([jsonbPrefix, masked]) : masked;
+  }
+}
+
+/** Maskers by mask targets: policies produce few distinct plans, and compiling one is not free. */
+export class MaskerCache {
+  private readonly cache = new Map<string, Masker | undefined>();
+
+  get(t: MaskTargets): Masker | undefined {
+    if (t.detectors.length === 0 && t.columns.length === 0) return undefined;
+    const key = `${t.detectors.join(",")}|${t.columns.join(",")}`;
+    if (!this.cache.has(key)) {
+      this.cache.set(key, compileMasker({ detectors: t.detectors as never[], columns: t.columns, fields: t.fields }));
+    }
+    return this.cache.get(key);
+  }
+}

@@ -1,0 +1,635 @@
+import { createHash, type Hash } from "node:crypto";
+import type { Duplex } from "node:stream";
+import { analyzeSql } from "../../../../lib/analyze/sql.js";
+import type { SqlCommand } from "../../../../lib/policy/command.js";
+import { evaluate, type Decision, type MaskPlan } from "../../../../lib/policy/evaluate.js";
+import {
+  B,
+  BackendReader,
+  dataRow,
+  decodeCommandComplete,
+  decodeDataRow,
+  decodeErrorFields,
+  decodeReadyForQuery,
+  decodeRowDescription,
+  errorResponse,
+  noticeResponse,
+  parameterStatus,
+  readyForQuery,
+  type RowField,
+} from "../../../../lib/pgwire/backend.js";
+import { PgProtocolError } from "../../../../lib/pgwire/errors.js";
+import { FrontendReader, type FrontendMessage } from "../../../../lib/pgwire/frontend.js";
+import type { SessionRecording } from "../../recording/recorder.js";
+import type { SessionContext } from "../engine.js";
+import { MaskerCache, RowMasker } from "./row-masker.js";
+import type { TargetConnection } from "./target.js";
+
+/** How many rows of each result go into the recording (masked for the record). */
+const SAMPLE_ROWS = 5;
+/** SQLSTATE for statements Vigil refuses: insufficient_privilege, as the target would for a missing grant. */
+const DENIED = "42501";
+
+/** A command that policy judged, as its result is tracked. */
+interface Judged {
+  seq: number;
+  decision: Decision;
+  started: number;
+}
+
+/** Result-set state of a query or an execution while its rows stream. */
+interface ResultState {
+  live?: RowMasker;
+  record?: RowMasker;
+  columns?: string[];
+  rows: number;
+  digest?: Hash;
+  sample?: (string | null)[][];
+}
+
+/**
+ * What the target still owes: one entry per forwarded message that gets an answer, in order, plus
+ * Vigil's own answers (`inject`) queued where they belong so they reach the client in protocol order.
+ */
+type Pending =
+  | ({ kind: "query"; result: ResultState } & Judged)
+  | ({ kind: "execute"; portal: Portal; result: ResultState } & Judged)
+  | { kind: "sync" }
+  | { kind: "parse" | "bind" | "close" }
+  | { kind: "describe"; target: "S" | "P"; statement?: Statement; portal?: Portal; internal?: boolean }
+  | { kind: "inject"; bytes: () => Buffer };
+
+interface Statement {
+  text: string;
+  command: SqlCommand;
+  /** Columns from a Describe of the statement (always text format there). */
+  fields?: RowField[];
+}
+
+interface Portal {
+  name: string;
+  statement: Statement;
+  resultFormats: number[];
+  fields?: RowField[];
+  params: (Buffer | null)[];
+  paramFormats: number[];
+}
+
+/**
+ * One client session through the relay: every frontend message is parsed, every statement judged
+ * by the session's compiled policy before it reaches the target, and every result streamed back
+ * with live masks applied and record masks, a digest and a sample sent to the recording.
+ * Messages that pass unchanged are forwarded as the client sent them (no re-serialization).
+ */
+export class PgSession {
+  private readonly frontend = new FrontendReader();
+  private readonly backend = new BackendReader();
+  private readonly pending: Pending[] = [];
+  private readonly statements = new Map<string, Statement>();
+  private readonly portals = new Map<string, Portal>();
+  private readonly maskers = new MaskerCache();
+  private txStatus: "I" | "T" | "E";
+  /** After a refused extended-protocol message: drop everything until Sync, as a server does after an error. */
+  private discarding = false;
+  private commands = 0;
+  private clientEnded = false;
+  /** Target-bound bytes gathered while one client chunk is processed: one write per chunk. */
+  private toTarget: Buffer[] = [];
+  private toClient: Buffer[] = [];
+  private client!: Duplex;
+
+  constructor(
+    private readonly ctx: SessionContext,
+    private readonly target: TargetConnection,
+    private readonly recording: SessionRecording,
+    private readonly tableOf: (oid: number) => string | undefined,
+  ) {
+    this.txStatus = target.transactionStatus;
+  }
+
+  serve(client: Duplex): Promise<void> {
+    this.client = client;
+    const socket = this.target.socket;
+    return new Promise<void>((resolve, reject) => {
+      let clientDone = false;
+      let targetDone = false;
+      let failed = false;
+      const fail = (err: Error) => {
+        if (failed) return;
+        failed = true;
+        socket.destroy();
+        reject(err);
+      };
+      const maybeDone = () => clientDone && targetDone && !failed && resolve();
+
+      // The greeting the hub left to us: the target's parameters, then ReadyForQuery.
+      const greeting = Object.entries(this.target.parameters).map(([k, v]) => parameterStatus(k, v));
+      greeting.push(readyForQuery(this.txStatus));
+      client.write(Buffer.concat(greeting));
+
+      socket.on("data", (chunk: Buffer) => {
+        try {
+          this.onTargetData(chunk);
+        } catch (err) {
+          fail(err as Error);
+        }
+      });
+      socket.on("end", () => {
+        targetDone = true;
+        this.flushClient();
+        client.end();
+        maybeDone();
+      });
+      socket.on("error", (err) => fail(err));
+      client.on("error", (err) => fail(err));
+      if (this.target.leftover.length > 0) this.onTargetData(this.target.leftover);
+
+      const ended = () => {
+        clientDone = true;
+        socket.end();
+        maybeDone();
+      };
+      const malformed = (err: PgProtocolError) => {
+        // A malformed frame ends this session only, with the error a server would send.
+        this.flushClient();
+        this.ctx.log.warn({ sqlstate: err.sqlstate, err: err.message }, "client sent a malformed message");
+        client.end(errorResponse({ severity: "FATAL", code: err.sqlstate, message: err.message }));
+        socket.destroy();
+        clientDone = targetDone = true;
+        resolve();
+      };
+      // Parse what arrived; a held (reviewed) message pauses the client until it is decided.
+      const pump = (): void => {
+        try {
+          for (;;) {
+            const next = this.frontend.next();
+            if (!next) break;
+            const held = this.onClientMessage(next.msg, next.raw);
+            if (held) {
+              this.flushTarget();
+              this.flushClient();
+              client.pause();
+              held.then(
+                () => {
+                  client.resume();
+                  pump();
+                },
+                (err: Error) => fail(err),
+              );
+              return;
+            }
+          }
+          this.flushClient();
+          if (!this.flushTarget()) {
+            client.pause();
+            socket.once("drain", () => client.resume());
+          }
+          if (this.clientEnded && !clientDone) ended();
+        } catch (err) {
+          if (err instanceof PgProtocolError) malformed(err);
+          else fail(err as Error);
+        }
+      };
+      client.on("data", (chunk: Buffer) => {
+        try {
+          this.frontend.push(chunk);
+        } catch (err) {
+          if (err instanceof PgProtocolError) return malformed(err);
+          return fail(err as Error);
+        }
+        pump();
+      });
+      client.on("end", () => {
+        this.clientEnded = true;
+        if (!client.isPaused()) pump();
+      });
+    });
+  }
+
+  /** CancelRequest from the client (through the hub): the target cancels what it runs now. */
+  get backendKey() {
+    return this.target.backendKey;
+  }
+
+  // ---- client → target ----
+
+  /** Returns a promise only when the message is held (review); everything else is handled at once. */
+  private onClientMessage(msg: FrontendMessage, raw: Buffer): Promise<void> | undefined {
+    if (this.discarding) {
+      if (msg.type !== "sync") return;
+      this.discarding = false;
+    }
+    switch (msg.type) {
+      case "query": {
+        const command = analyzeSql(msg.text);
+        return this.judge(command, undefined, raw, (j) => ({ kind: "query", result: { rows: 0 }, ...j }));
+      }
+      case "parse": {
+        this.statements.set(msg.name, { text: msg.text, command: analyzeSql(msg.text) });
+        return this.forward(raw, { kind: "parse" });
+      }
+      case "bind": {
+        const statement = this.statements.get(msg.statement);
+        if (!statement) {
+          // The target will answer with its own error; keep our books in step with it.
+          this.portals.delete(msg.portal);
+          return this.forward(raw, { kind: "bind" });
+        }
+        const portal: Portal = {
+          name: msg.portal,
+          statement,
+          resultFormats: msg.resultFormats,
+          params: msg.params,
+          paramFormats: msg.paramFormats,
+        };
+        if (statement.fields) portal.fields = withFormats(statement.fields, msg.resultFormats);
+        this.portals.set(msg.portal, portal);
+        return this.forward(raw, { kind: "bind" });
+      }
+      case "describe":
+        return this.forward(raw, {
+          kind: "describe",
+          target: msg.target,
+          ...(msg.target === "S"
+            ? { statement: this.statements.get(msg.name) }
+            : { portal: this.portals.get(msg.name) }),
+        });
+      case "execute": {
+        const portal = this.portals.get(msg.portal);
+        // A portal we did not see bound cannot be judged (its Bind failed, or it never existed).
+        if (!portal) return this.refuse(`portal "${msg.portal}" does not exist`, undefined, true, "34000");
+        return this.judge(portal.statement.command, portal, raw, (j) => ({
+          kind: "execute",
+          portal,
+          result: { rows: 0 },
+          ...j,
+        }));
+      }
+      case "close":
+        if (msg.target === "S") this.statements.delete(msg.name);
+        else this.portals.delete(msg.name);
+        return this.forward(raw, { kind: "close" });
+      case "sync":
+        this.portals.delete("");
+        return this.forward(raw, { kind: "sync" });
+      case "flush":
+      case "copyData":
+      case "copyDone":
+      case "copyFail":
+        this.toTarget.push(raw);
+        return;
+      case "terminate":
+        this.toTarget.push(raw);
+        return;
+      case "functionCall":
+        // The fast-path interface calls functions by OID with no SQL to judge: refused.
+        return this.refuse("fast-path function calls are not allowed through Vigil", undefined, false);
+      case "password":
+        throw new PgProtocolError("08P01", "unexpected password message after authentication");
+    }
+  }
+
+  private forward(raw: Buffer, p: Pending): undefined {
+    this.toTarget.push(raw);
+    this.pending.push(p);
+    return undefined;
+  }
+
+  /**
+   * Evaluate a query or an execution: allow forwards it, deny answers 42501 in its place, review
+   * holds it (and everything after it) until the approvers decide.
+   */
+  private judge(
+    command: SqlCommand,
+    portal: Portal | undefined,
+    raw: Buffer,
+    item: (j: Judged) => Pending,
+  ): Promise<void> | undefined {
+    const decision = evaluate(this.ctx.policy.current, command);
+    const seq = ++this.commands;
+    this.recordCommand(seq, command, portal, decision);
+    const extended = portal !== undefined;
+    if (decision.effect === "deny") {
+      const why = decision.reason.includes(decision.rule)
+        ? decision.reason
+        : `${decision.reason} (rule ${decision.rule})`;
+      return this.refuse(why, seq, extended);
+    }
+    if (!this.copyAllowed(command, decision.masks)) {
+      return this.refuse("COPY TO is refused while a column of this session is masked", seq, extended);
+    }
+    const run = () => {
+      // Rows of an execution carry no RowDescription: when they must be masked and no Describe told us
+      // their columns, ask the target ourselves (the answer is not passed on).
+      if (portal && !portal.fields && masksAnything(decision.masks)) {
+        this.toTarget.push(describePortal(portal.name));
+        this.pending.push({ kind: "describe", target: "P", portal, internal: true });
+      }
+      this.toTarget.push(raw);
+      this.pending.push(item({ seq, decision, started: performance.now() }));
+    };
+    if (decision.effect === "allow") {
+      run();
+      return undefined;
+    }
+    return this.review(command, decision, seq, extended, run);
+  }
+
+  private async review(
+    command: SqlCommand,
+    decision: Extract<Decision, { effect: "review" }>,
+    seq: number,
+    extended: boolean,
+    run: () => void,
+  ): Promise<void> {
+    const text = this.recordText(command.text, decision.masks);
+    const outcome = await this.ctx.requestApproval({ rule: decision.rule, command: text }, (approvalId) => {
+      this.recording.record({ type: "approval", command: seq, approvalId, status: "pending" });
+      this.inject(() =>
+        noticeResponse({
+          severity: "NOTICE",
+          code: "00000",
+          message: `waiting for approval ${approvalId} (rule ${decision.rule}): vigil approvals approve ${approvalId}`,
+        }),
+      );
+      this.flushClient();
+    });
+    this.recording.record({
+      type: "approval",
+      command: seq,
+      approvalId: outcome.approvalId,
+      status: outcome.status,
+      decisions: outcome.decisions,
+      ...(outcome.message ? { message: outcome.message } : {}),
+    });
+    if (outcome.status === "approved") {
+      const by = outcome.decisions.filter((d) => d.verdict === "approve").map((d) => d.by);
+      this.ctx.log.info({ approval: outcome.approvalId, by }, "held statement approved");
+      run();
+      this.flushTarget();
+      return;
+    }
+    const why =
+      outcome.status === "expired"
+        ? `approval ${outcome.approvalId} timed out`
+        : outcome.status === "denied"
+          ? `approval ${outcome.approvalId} was denied`
+          : `no approval could be requested: ${outcome.message}`;
+    this.ctx.log.info({ approval: outcome.approvalId, status: outcome.status }, "held statement refused");
+    void this.refuse(`${why} (rule ${decision.rule})`, seq, extended);
+    this.flushClient();
+  }
+
+  /**
+   * Answer in the target's place: ErrorResponse 42501, then ReadyForQuery with the real transaction
+   * status (simple protocol), or discard until Sync (extended protocol: Sync then gets the target's own).
+   */
+  private refuse(message: string, seq: number | undefined, extended: boolean, code = DENIED): undefined {
+    const error = errorResponse({ severity: "ERROR", code, message: `Vigil: ${message}` });
+    if (seq !== undefined) {
+      this.recording.record({
+        type: "result",
+        command: seq,
+        rows: 0,
+        error: { code: DENIED, message },
+        durationMs: 0,
+      });
+    }
+    if (extended) {
+      this.discarding = true;
+      this.inject(() => error);
+    } else {
+      this.inject(() => Buffer.concat([error, readyForQuery(this.txStatus)]));
+    }
+    return undefined;
+  }
+
+  /** COPY … TO STDOUT sends rows as CopyData, which column rules cannot see into: refused when any apply. */
+  private copyAllowed(command: SqlCommand, masks: MaskPlan): boolean {
+    if (masks.live.columns.length === 0) return true;
+    return !command.statements.some((s) => s.kind === "copy_to");
+  }
+
+  /** Queue Vigil's own answer behind what the target still owes. */
+  private inject(bytes: () => Buffer): void {
+    this.pending.push({ kind: "inject", bytes });
+    this.drainInjected();
+  }
+
+  private drainInjected(): void {
+    while (this.pending[0]?.kind === "inject") {
+      this.toClient.push((this.pending.shift() as { bytes: () => Buffer }).bytes());
+    }
+  }
+
+  private flushTarget(): boolean {
+    if (this.toTarget.length === 0) return true;
+    const out = this.toTarget.length === 1 ? this.toTarget[0]! : Buffer.concat(this.toTarget);
+    this.toTarget = [];
+    return this.target.socket.write(out);
+  }
+
+  private flushClient(): void {
+    this.drainInjected();
+    if (this.toClient.length === 0) return;
+    const out = this.toClient.length === 1 ? this.toClient[0]! : Buffer.concat(this.toClient);
+    this.toClient = [];
+    if (!this.client.write(out)) {
+      this.target.socket.pause();
+      this.client.once("drain", () => this.target.socket.resume());
+    }
+  }
+
+  // ---- target → client ----
+
+  private onTargetData(chunk: Buffer): void {
+    this.backend.push(chunk);
+    for (;;) {
+      const m = this.backend.next();
+      if (!m) break;
+      this.onTargetMessage(m.code, m.raw, m.body);
+    }
+    this.flushClient();
+  }
+
+  private onTargetMessage(code: number, raw: Buffer, body: Buffer): void {
+    const head = this.pending[0];
+    /** Whether this message is the last the head entry waits for. */
+    let complete = false;
+    switch (code) {
+      case B.DataRow: {
+        if (head?.kind !== "query" && head?.kind !== "execute") break;
+        if (!head.result.digest) this.startResult(head, head.kind === "execute" ? head.portal.fields : undefined);
+        this.toClient.push(this.onRow(head.result, raw, body));
+        return;
+      }
+      case B.RowDescription: {
+        const fields = decodeRowDescription(body);
+        if (head?.kind === "describe") {
+          if (head.statement) head.statement.fields = fields;
+          if (head.portal) head.portal.fields = fields;
+          complete = true;
+        } else if (head?.kind === "query" || head?.kind === "execute") {
+          this.startResult(head, fields);
+        }
+        break;
+      }
+      case B.NoData:
+        complete = head?.kind === "describe";
+        break;
+      case B.ParseComplete:
+      case B.BindComplete:
+      case B.CloseComplete:
+        complete = head?.kind === "parse" || head?.kind === "bind" || head?.kind === "close";
+        break;
+      case B.CommandComplete:
+      case B.EmptyQueryResponse:
+      case B.PortalSuspended:
+        if (head?.kind === "query" || head?.kind === "execute") {
+          this.finishResult(head, code === B.CommandComplete ? decodeCommandComplete(body) : undefined);
+          complete = head.kind === "execute";
+        }
+        break;
+      case B.ErrorResponse:
+        this.toClient.push(raw);
+        this.onTargetError(head, body);
+        return;
+      case B.ReadyForQuery:
+        this.txStatus = decodeReadyForQuery(body);
+        complete = head?.kind === "query" || head?.kind === "sync";
+        break;
+      default:
+        // Notices, notifications, parameter changes, COPY traffic: passed through as they come.
+        break;
+    }
+    // The answer to a Describe Vigil sent itself is not the client's.
+    if (!(complete && head?.kind === "describe" && head.internal)) this.toClient.push(raw);
+    if (complete) this.done();
+  }
+
+  /** Pop the head, then send any of Vigil's own answers that were waiting behind it. */
+  private done(): void {
+    this.pending.shift();
+    this.drainInjected();
+  }
+
+  private onTargetError(head: Pending | undefined, body: Buffer): void {
+    if (head?.kind === "query" || head?.kind === "execute") {
+      const f = decodeErrorFields(body);
+      this.finishResult(head, undefined, { code: f.C ?? "", message: f.M ?? "" });
+    }
+    if (!head || head.kind === "query" || head.kind === "sync" || head.kind === "inject") return;
+    // Extended protocol: the target skips to the next Sync, and so do our books (with our own answers).
+    while (this.pending.length > 0 && this.pending[0]!.kind !== "sync") this.pending.shift();
+  }
+
+  /**
+   * Set up masking for a result set. Rows whose columns are unknown cannot be masked by column, so
+   * when masks apply and no description came, the session fails closed rather than pass them.
+   */
+  private startResult(head: Extract<Pending, { result: ResultState }>, fields: RowField[] | undefined): void {
+    const masks = head.decision.effect === "deny" ? undefined : head.decision.masks;
+    if (!fields) {
+      if (masks && masksAnything(masks)) throw new Error("result columns unknown: rows cannot be masked");
+      head.result = { rows: 0, digest: createHash("sha256") };
+      return;
+    }
+    const result: ResultState = { rows: 0, columns: fields.map((f) => f.name), digest: createHash("sha256") };
+    if (masks) {
+      const live = this.maskers.get(masks.live);
+      const record = this.maskers.get(masks.record);
+      if (live) result.live = new RowMasker(live, fields, this.tableOf, masks.live.detectors.length > 0);
+      if (record) result.record = new RowMasker(record, fields, this.tableOf, masks.record.detectors.length > 0);
+    }
+    head.result = result;
+  }
+
+  private onRow(result: ResultState, raw: Buffer, body: Buffer): Buffer {
+    result.rows++;
+    result.digest?.update(body);
+    if (!result.live?.active && result.rows > SAMPLE_ROWS) return raw;
+    const values = decodeDataRow(body);
+    if (result.rows <= SAMPLE_ROWS) {
+      const recorded = result.record?.mask(values) ?? values;
+      (result.sample ??= []).push(recorded.map((v) => (v === null ? null : v.toString("utf8"))));
+    }
+    if (!result.live?.active) return raw;
+    const masked = result.live.mask(values);
+    return masked ? dataRow(masked) : raw;
+  }
+
+  private finishResult(
+    head: Extract<Pending, { result: ResultState }>,
+    tag: string | undefined,
+    error?: { code: string; message: string },
+  ): void {
+    const r = head.result;
+    this.recording.record({
+      type: "result",
+      command: head.seq,
+      ...(tag !== undefined ? { tag } : {}),
+      rows: r.rows,
+      ...(r.digest ? { digest: r.digest.digest("hex") } : {}),
+      ...(r.columns ? { columns: r.columns } : {}),
+      ...(r.sample ? { sample: r.sample } : {}),
+      ...(error ? { error } : {}),
+      durationMs: Math.round((performance.now() - head.started) * 1000) / 1000,
+    });
+    // A query string may hold several statements: each gets its own result set.
+    head.result = { rows: 0 };
+  }
+
+  // ---- recording ----
+
+  private recordCommand(seq: number, command: SqlCommand, portal: Portal | undefined, decision: Decision): void {
+    const masks = decision.effect === "deny" ? undefined : decision.masks;
+    const all = command.statements.flatMap(function walk(s): SqlCommand["statements"] {
+      return [s, ...s.nested.flatMap(walk)];
+    });
+    this.recording.record({
+      type: "command",
+      command: seq,
+      text: this.recordText(command.text, masks),
+      kinds: [...new Set(all.map((s) => s.kind))],
+      tablesRead: [...new Set(all.flatMap((s) => s.tablesRead))],
+      tablesWritten: [...new Set(all.flatMap((s) => s.tablesWritten))],
+      ...(portal ? { params: portal.params.map((p, i) => this.recordParam(p, portal.paramFormats, i, masks)) } : {}),
+      decision: decision.effect,
+      ...(decision.rule ? { rule: decision.rule } : {}),
+      ...(decision.effect === "deny" ? { reason: decision.reason } : {}),
+    });
+  }
+
+  /** Statement text for the record: detectors of the record masks over it (literals included). */
+  private recordText(text: string, masks: MaskPlan | undefined): string {
+    const masker = masks ? this.maskers.get(masks.record) : this.maskers.get(this.ctx.policy.current.baseMasks.record);
+    return masker ? masker.maskText(text).text : text;
+  }
+
+  private recordParam(p: Buffer | null, formats: number[], i: number, masks: MaskPlan | undefined): string | null {
+    if (p === null) return null;
+    const format = formats.length === 0 ? 0 : formats.length === 1 ? formats[0] : formats[i];
+    if (format === 1) return `<binary ${p.length} bytes>`;
+    return this.recordText(p.toString("utf8"), masks);
+  }
+}
+
+/** A statement's columns (described in text format) with the formats a Bind asked for. */
+function withFormats(fields: RowField[], formats: number[]): RowField[] {
+  if (formats.length === 0) return fields;
+  return fields.map((f, i) => ({ ...f, format: (formats.length === 1 ? formats[0] : formats[i]) === 1 ? 1 : 0 }));
+}
+
+const masksAnything = (m: MaskPlan) =>
+  m.live.columns.length + m.live.detectors.length + m.record.columns.length + m.record.detectors.length > 0;
+
+/** Describe (portal): 'D', length, 'P', name, NUL. */
+function describePortal(name: string): Buffer {
+  const n = Buffer.byteLength(name);
+  const out = Buffer.alloc(1 + 4 + 1 + n + 1);
+  out[0] = 0x44;
+  out.writeInt32BE(4 + 1 + n + 1, 1);
+  out[5] = 0x50;
+  out.write(name, 6, "utf8");
+  return out;
+}

@@ -1,0 +1,93 @@
+import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
+import { join } from "node:path";
+
+/**
+ * What protocol engines tell the recording about a session, in order. Values are already masked
+ * for the record by the engine (record masks), so a sink never sees what policy hides.
+ */
+export type RecordingEvent =
+  | {
+      type: "session_start";
+      connection: string;
+      connectionType: string;
+      user: string;
+      groups: string[];
+      clientAddress: string;
+      params: Record<string, string>;
+    }
+  | {
+      type: "command";
+      /** Per-session sequence of the command, shared by its decision, approval and result events. */
+      command: number;
+      text: string;
+      /** Statement kinds and tables, as the parser saw them. */
+      kinds: string[];
+      tablesRead: string[];
+      tablesWritten: string[];
+      /** Parameters of an extended-protocol execution, masked; binary ones as "<binary N bytes>". */
+      params?: (string | null)[];
+      decision: "allow" | "deny" | "review";
+      rule?: string;
+      reason?: string;
+    }
+  | {
+      type: "approval";
+      command: number;
+      approvalId: string;
+      status: "pending" | "approved" | "denied" | "expired" | "error";
+      decisions?: { by: string; verdict: string; reason: string; at: string }[];
+      message?: string;
+    }
+  | {
+      type: "result";
+      command: number;
+      /** Command tag (e.g. "SELECT 3", "DELETE 0"), or absent when the statement failed. */
+      tag?: string;
+      rows: number;
+      /** SHA-256 (hex) over the DataRow bodies as the target sent them: a replay proves identical results. */
+      digest?: string;
+      /** The first rows, masked by the record masks. */
+      sample?: (string | null)[][];
+      columns?: string[];
+      error?: { code: string; message: string };
+      durationMs: number;
+    }
+  | { type: "session_end"; error?: string };
+
+/** Receives one session's events. Calls never block the data path and never throw. */
+export interface SessionRecording {
+  record(event: RecordingEvent): void;
+  end(): Promise<void>;
+}
+
+export interface Recorder {
+  open(sessionId: string): SessionRecording;
+}
+
+/**
+ * NDJSON per session under a directory: `<dir>/<session>.ndjson`, one event per line with its
+ * sequence number and time. Writes are buffered by the stream, never awaited per event.
+ */
+export class FileRecorder implements Recorder {
+  constructor(private readonly dir: string) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  }
+
+  open(sessionId: string): SessionRecording {
+    const out: WriteStream = createWriteStream(join(this.dir, `${sessionId}.ndjson`), { flags: "a", mode: 0o600 });
+    let seq = 0;
+    let failed: Error | undefined;
+    out.on("error", (err) => (failed ??= err));
+    return {
+      record: (event) => {
+        if (failed) return;
+        out.write(JSON.stringify({ session: sessionId, seq: seq++, at: new Date().toISOString(), ...event }) + "\n");
+      },
+      end: () =>
+        new Promise<void>((resolve) => {
+          if (failed) return resolve();
+          out.end(() => resolve());
+        }),
+    };
+  }
+}
