@@ -30,6 +30,7 @@ const benches: Record<string, () => Promise<BenchResult>> = {
   tunnel: async () => (await import("./tunnel.js")).run(),
   masking: async () => (await import("./masking.js")).run(),
   policy: async () => (await import("./policy.js")).run(),
+  postgres: async () => (await import("./postgres.js")).run(),
 };
 
 const names = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(benches);

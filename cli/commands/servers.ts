@@ -1,7 +1,7 @@
 import { writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import type { Command } from "commander";
-import { dialableAddress } from "../../lib/address.js";
+import { dialableAddress, parseHostPort } from "../../lib/address.js";
 import { dataDir, loadConfig } from "../../lib/config/load.js";
 import type { Config } from "../../lib/config/schema.js";
 import { createLogger, type Logger } from "../../lib/log.js";
@@ -91,19 +91,32 @@ async function untilSignal(log: Logger, stop: () => Promise<void>, relay?: Relay
 function banner(hub: Hub, config: Config, tokenFile: string): string {
   const rel = relative(process.cwd(), tokenFile) || tokenFile;
   const connections = config.relay?.connections ?? [];
-  const first = connections[0]?.name ?? "<connection>";
   const hubFlag = hub.apiUrl === "http://127.0.0.1:8080" ? "" : ` --hub ${hub.apiUrl}`;
+  const pgDoor = parseHostPort(hub.postgresAddress);
+  const postgres = connections.find((c) => c.type === "postgres");
+  const tcp = connections.find((c) => c.type === "tcp");
+  const connect = [`  export VIGIL_TOKEN=$(cat ${rel})`];
+  if (postgres) {
+    connect.push(
+      `  PGPASSWORD=$VIGIL_TOKEN psql "host=${pgDoor.host} port=${pgDoor.port} user=${postgres.name} dbname=postgres sslmode=require"`,
+    );
+  }
+  if (tcp || !postgres) {
+    connect.push(
+      `  npx vigil connect ${tcp?.name ?? "<connection>"} --port 6543${hubFlag}`,
+      `  psql "host=127.0.0.1 port=6543 user=postgres"`,
+    );
+  }
   return [
     `Vigil is up: hub ${hub.id}, relay ${config.relay!.id} (segment ${config.relay!.segment}), storage ${dataDir(config)}`,
     `  API          ${hub.apiUrl}`,
     `  gRPC         ${hub.grpcAddress}`,
+    `  postgres     ${hub.postgresAddress} (TLS; user = connection, password = token)`,
     `  connections  ${connections.map((c) => `${c.name} (${c.type} → ${c.target})`).join(", ") || "none configured"}`,
     `  admin token  ${rel}`,
     ``,
     `Connect:`,
-    `  export VIGIL_TOKEN=$(cat ${rel})`,
-    `  npx vigil connect ${first} --port 6543${hubFlag}`,
-    `  psql "host=127.0.0.1 port=6543 user=postgres"`,
+    ...connect,
     ``,
   ].join("\n");
 }

@@ -34,6 +34,8 @@ export interface Hub {
   id: string;
   /** Where relays and `vigil connect` reach the hub, e.g. 127.0.0.1:8010. */
   grpcAddress: string;
+  /** The postgres front door, e.g. 127.0.0.1:15432. */
+  postgresAddress: string;
   apiUrl: string;
   enrollmentToken: string;
   tokens: LocalTokens;
@@ -148,6 +150,7 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
   return {
     id,
     grpcAddress,
+    postgresAddress: postgres.address,
     apiUrl,
     enrollmentToken,
     tokens,

@@ -38,7 +38,7 @@ const POLICY = `policies:
     rules:
       - name: mask-customers-live
         effect: mask
-        mask: { columns: [email], detectors: [card], apply: live }
+        mask: { columns: [email, customers.ssn], detectors: [card], apply: live }
   - name: record-masking
     match: { connections: [{ name: pg-audit }] }
     rules:
@@ -69,8 +69,10 @@ describe("postgres path: psql, node-postgres and pgbench through hub and relay",
       INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 10) g;
       CREATE TABLE accounts (id int primary key, balance int);
       INSERT INTO accounts VALUES (1, 100), (2, 200);
-      CREATE TABLE customers (id int primary key, email text, card text, note text);
-      INSERT INTO customers VALUES (1, 'ann@example.com', '${CARD}', 'paid with ${CARD}');
+      CREATE TABLE customers (id int primary key, email text, card text, note text, ssn text);
+      INSERT INTO customers VALUES (1, 'ann@example.com', '${CARD}', 'paid with ${CARD}', '078-05-1120');
+      CREATE TABLE staff (id int primary key, ssn text);
+      INSERT INTO staff VALUES (1, '219-09-9999');
     `);
     await db.end();
 
@@ -335,6 +337,10 @@ describe("postgres path: psql, node-postgres and pgbench through hub and relay",
         assert.equal(rows[0].email, "[masked]");
         assert.equal(rows[0].card, "[masked:card]");
         assert.equal(rows[0].note, "paid with [masked:card]");
+        // customers.ssn names its table: the relay resolves RowDescription's table OIDs to apply it.
+        const joined = await c.query("SELECT c.ssn, s.ssn AS staff_ssn FROM customers c, staff s");
+        assert.equal(joined.rows[0].ssn, "[masked]");
+        assert.equal(joined.rows[0].staff_ssn, "219-09-9999", "staff.ssn is another table's column");
         const prepared = await c.query({ text: "SELECT email, card FROM customers WHERE id = $1", values: [1] });
         assert.equal(prepared.rows[0].email, "[masked]");
         assert.equal(prepared.rows[0].card, "[masked:card]");

@@ -3,8 +3,9 @@ import { loadSqlParser } from "../../../../lib/analyze/sql.js";
 import type { Connection } from "../../../../lib/config/schema.js";
 import { VigilError } from "../../../../lib/errors.js";
 import type { EngineSession, ProtocolEngine, SessionContext } from "../engine.js";
-import { postgresCredentials } from "./credentials.js";
+import { postgresCredentials, type PostgresCredentials } from "./credentials.js";
 import { PgSession } from "./session.js";
+import { TableNames } from "./table-names.js";
 import { cancelTarget, connectTarget } from "./target.js";
 
 /**
@@ -23,7 +24,7 @@ export const postgresEngine: ProtocolEngine = {
     const { database: _, ...params } = ctx.params;
     await loadSqlParser();
     const target = await connectTarget({ address: ctx.connection.target, credentials, database, params });
-    const session = new PgSession(ctx, target, ctx.recording, () => undefined);
+    const session = new PgSession(ctx, target, ctx.recording, tableNames(ctx.connection.target, credentials, database));
     return {
       serve: (client: Duplex) => session.serve(client),
       cancel: () => {
@@ -34,6 +35,16 @@ export const postgresEngine: ProtocolEngine = {
     };
   },
 };
+
+const tableCaches = new Map<string, TableNames>();
+
+/** One table-name cache per target database, shared by its sessions. */
+function tableNames(address: string, credentials: PostgresCredentials, database: string): TableNames {
+  const key = `${address}/${database}/${credentials.user}`;
+  let cache = tableCaches.get(key);
+  if (!cache) tableCaches.set(key, (cache = new TableNames(address, credentials, database)));
+  return cache;
+}
 
 /**
  * The database the client named, unless the connection pins one. libpq defaults dbname to the user

@@ -2,7 +2,7 @@ import { createHash, type Hash } from "node:crypto";
 import type { Duplex } from "node:stream";
 import { analyzeSql } from "../../../../lib/analyze/sql.js";
 import type { SqlCommand } from "../../../../lib/policy/command.js";
-import { evaluate, type Decision, type MaskPlan } from "../../../../lib/policy/evaluate.js";
+import { evaluate, type Decision, type MaskPlan, type PreparedPolicy } from "../../../../lib/policy/evaluate.js";
 import {
   B,
   BackendReader,
@@ -23,6 +23,7 @@ import { FrontendReader, type FrontendMessage } from "../../../../lib/pgwire/fro
 import type { SessionRecording } from "../../recording/recorder.js";
 import type { SessionContext } from "../engine.js";
 import { MaskerCache, RowMasker } from "./row-masker.js";
+import type { TableNames } from "./table-names.js";
 import type { TargetConnection } from "./target.js";
 
 /** How many rows of each result go into the recording (masked for the record). */
@@ -93,6 +94,9 @@ export class PgSession {
   private discarding = false;
   private commands = 0;
   private clientEnded = false;
+  private lookingUp = false;
+  private deferred: { code: number; raw: Buffer; body: Buffer } | undefined;
+  private tableRulesOf: { policy: PreparedPolicy; qualified: boolean } | undefined;
   /** Target-bound bytes gathered while one client chunk is processed: one write per chunk. */
   private toTarget: Buffer[] = [];
   private toClient: Buffer[] = [];
@@ -102,7 +106,7 @@ export class PgSession {
     private readonly ctx: SessionContext,
     private readonly target: TargetConnection,
     private readonly recording: SessionRecording,
-    private readonly tableOf: (oid: number) => string | undefined,
+    private readonly tables: TableNames,
   ) {
     this.txStatus = target.transactionStatus;
   }
@@ -444,12 +448,57 @@ export class PgSession {
 
   private onTargetData(chunk: Buffer): void {
     this.backend.push(chunk);
-    for (;;) {
-      const m = this.backend.next();
+    this.drainTarget();
+  }
+
+  /** Handle what the target sent, unless a table-name lookup holds the stream (then resume after it). */
+  private drainTarget(): void {
+    while (!this.lookingUp) {
+      const m = this.deferred ?? this.backend.next();
+      this.deferred = undefined;
       if (!m) break;
+      if (m.code === B.RowDescription && this.needsTableNames()) {
+        const missing = this.tables.missing(decodeRowDescription(m.body).map((f) => f.tableOid));
+        if (missing.length > 0) {
+          this.lookUpTables(missing, m);
+          break;
+        }
+      }
       this.onTargetMessage(m.code, m.raw, m.body);
     }
     this.flushClient();
+  }
+
+  /**
+   * Column rules naming a table (`users.email`) need the tables behind RowDescription's OIDs. The
+   * stream waits for the lookup; when it fails, the session ends rather than pass rows unmasked.
+   */
+  private lookUpTables(oids: number[], m: { code: number; raw: Buffer; body: Buffer }): void {
+    this.lookingUp = true;
+    this.deferred = m;
+    this.target.socket.pause();
+    this.tables.resolve(oids).then(
+      () => {
+        this.lookingUp = false;
+        this.target.socket.resume();
+        this.drainTarget();
+      },
+      (err: Error) => {
+        this.ctx.log.warn({ err: err.message }, "table names for masking could not be resolved");
+        this.target.socket.destroy(new Error(`cannot resolve table names for masking: ${err.message}`));
+      },
+    );
+  }
+
+  private needsTableNames(): boolean {
+    const current = this.ctx.policy.current;
+    if (this.tableRulesOf?.policy !== current) {
+      const qualified = current.policy.rules.some((r) =>
+        r.mask?.columns?.some((c) => c.lastIndexOf(".") > 0 && c.slice(0, c.lastIndexOf(".")) !== "*"),
+      );
+      this.tableRulesOf = { policy: current, qualified };
+    }
+    return this.tableRulesOf.qualified;
   }
 
   private onTargetMessage(code: number, raw: Buffer, body: Buffer): void {
@@ -578,6 +627,8 @@ export class PgSession {
     // A query string may hold several statements: each gets its own result set.
     head.result = { rows: 0 };
   }
+
+  private readonly tableOf = (oid: number) => this.tables.get(oid);
 
   // ---- recording ----
 

@@ -1,0 +1,463 @@
+// PostgreSQL through Vigil — client → hub front door (TLS, token as password) → relay engine (every
+// statement parsed and judged, results masked, the session recorded) → PostgreSQL — against the same
+// PostgreSQL direct, in the same run. Two `vigil up` processes: one with a team policy (deny rules,
+// one masked column), one with the shipped policies/default.yaml (detectors over every value).
+import { spawn } from "node:child_process";
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { cpus, loadavg } from "node:os";
+import { join } from "node:path";
+import pg from "pg";
+import type { BenchResult, BenchRow } from "./run.js";
+import { createToken, type HubHandle } from "../test/support/mesh.js";
+import { freePort, run as runCommand, startPostgres, type PostgresHandle } from "../test/support/services.js";
+import { REPO, spawnVigil, type VigilProcess, Workdir } from "../test/support/vigil.js";
+
+const ROUNDS = Number(process.env.VIGIL_BENCH_ROUNDS ?? 3);
+const PGBENCH_SECONDS = Number(process.env.VIGIL_BENCH_SECONDS ?? 10);
+const PGBENCH_SCALE = 10;
+const PGBENCH_CLIENTS = 8;
+const PGBENCH_THREADS = 2;
+const LATENCY_QUERIES = 5000;
+const LATENCY_WARMUP = 500;
+const WIDE_ROWS = 1_000_000;
+const WIDE_QUERY = "SELECT * FROM wide";
+const DATABASE = "vigil_bench";
+const CONNECTION = "pg-bench";
+/** When set, the `vigil up` processes write V8 CPU profiles here (numbers then include the profiler). */
+const CPU_PROFILE_DIR = process.env.VIGIL_BENCH_CPU_PROF;
+
+/** A team policy: the connect grant, the deny rules every team starts from, one column masked live. */
+const TEAM_POLICY = `policies:
+  - name: bench-agents
+    description: Agents may use the benchmark database; destructive statements are refused.
+    match: { groups: [agents] }
+    connect: true
+    rules:
+      - { name: no-drop-table, effect: deny, sql: { statements: [drop_table] } }
+      - { name: no-truncate, effect: deny, sql: { statements: [truncate] } }
+      - { name: no-unbounded-delete, effect: deny, sql: { statements: [delete], where: absent } }
+      - { name: mask-c3, effect: mask, mask: { columns: [c3], apply: live } }
+`;
+
+/** policies/default.yaml grants connect to vigil-admins only: agents need their own grant. */
+const CONNECT_POLICY = `policies:
+  - name: bench-agents
+    match: { groups: [agents] }
+    connect: true
+`;
+
+/** Ten columns of the usual types; c3 (an md5) is the one the team policy masks. */
+const WIDE_TABLE = `CREATE TABLE wide AS SELECT
+  g AS c1, g::bigint * 7 AS c2, md5(g::text) AS c3, (g % 100000)::numeric(12,2) / 7 AS c4,
+  timestamptz '2024-01-01' + g * interval '1 second' AS c5, g % 3 = 0 AS c6, 'customer ' || g AS c7,
+  date '2020-01-01' + g % 2000 AS c8, g / 3.0::float8 AS c9,
+  (ARRAY['active','closed','pending'])[1 + g % 3]::varchar(16) AS c10
+FROM generate_series(1, ${WIDE_ROWS}) g`;
+
+/** Where a client connects: PostgreSQL itself, or a `vigil up` front door with one policy. */
+interface Endpoint {
+  key: "direct" | "team" | "default";
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  ssl: boolean;
+  vigil?: VigilProcess;
+  dataDir?: string;
+}
+
+/** libpq settings in the environment, so no password is ever on a command line. */
+function libpqEnv(e: Endpoint): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    PGHOST: e.host,
+    PGPORT: String(e.port),
+    PGUSER: e.user,
+    PGPASSWORD: e.password,
+    PGDATABASE: DATABASE,
+    PGSSLMODE: e.ssl ? "require" : "disable",
+    PGCONNECT_TIMEOUT: "10",
+  };
+}
+
+function pgClient(e: Endpoint): pg.Client {
+  return new pg.Client({
+    host: e.host,
+    port: e.port,
+    user: e.user,
+    password: e.password,
+    database: DATABASE,
+    ssl: e.ssl ? { rejectUnauthorized: false } : false,
+  });
+}
+
+async function setUp(server: PostgresHandle): Promise<void> {
+  const direct = directEndpoint(server);
+  const admin = new pg.Client({ ...pgClient(direct), database: "postgres" } as pg.ClientConfig);
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${DATABASE}`);
+  await admin.end();
+  const init = await runCommand("pgbench", ["-i", "-q", "-s", String(PGBENCH_SCALE)], {
+    env: libpqEnv(direct),
+    timeoutMs: 600_000,
+  });
+  if (init.code !== 0) throw new Error(`pgbench -i failed: ${init.stderr}`);
+  const db = pgClient(direct);
+  await db.connect();
+  await db.query(WIDE_TABLE);
+  await db.query("VACUUM ANALYZE");
+  await db.end();
+}
+
+function directEndpoint(server: PostgresHandle): Endpoint {
+  return { key: "direct", host: server.host, port: server.port, user: server.user, password: server.password, ssl: false };
+}
+
+/** `vigil up` (hub and relay in one process) with one postgres connection and the given policy files. */
+async function startVigil(
+  dir: Workdir,
+  key: "team" | "default",
+  policies: Record<string, string>,
+  server: PostgresHandle,
+): Promise<Endpoint> {
+  const policyDir = dir.file(`${key}-policies`);
+  mkdirSync(policyDir);
+  for (const [name, text] of Object.entries(policies)) {
+    if (text.startsWith("file:")) copyFileSync(join(REPO, text.slice(5)), join(policyDir, name));
+    else writeFileSync(join(policyDir, name), text);
+  }
+  const [apiPort, grpcPort, pgPort] = [await freePort(), await freePort(), await freePort()];
+  const dataDir = dir.file(`${key}-data`);
+  const config = dir.writeConfig(`${key}.yaml`, {
+    listen: { api: `127.0.0.1:${apiPort}`, grpc: `127.0.0.1:${grpcPort}`, postgres: `127.0.0.1:${pgPort}` },
+    storage: { embedded: { path: dataDir } },
+    policies: [join(policyDir, "*.yaml")],
+    log: { level: "warn" },
+    relay: {
+      hub: `127.0.0.1:${grpcPort}`,
+      connections: [
+        {
+          name: CONNECTION,
+          type: "postgres",
+          target: `${server.host}:${server.port}`,
+          credentials: { user: server.user, password: server.password, sslmode: "disable" },
+        },
+      ],
+    },
+  });
+  const profile = CPU_PROFILE_DIR
+    ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${CPU_PROFILE_DIR} --cpu-prof-name=vigil-${key}.cpuprofile` }
+    : {};
+  const vigil = spawnVigil(`vigil up (${key})`, ["up", "--config", config], profile);
+  await vigil.waitFor(/Connect:/, 60_000);
+  const admin = readFileSync(join(dataDir, "admin.token"), "utf8").trim();
+  const hub = { api: `http://127.0.0.1:${apiPort}` } as HubHandle;
+  const token = await createToken(hub, admin, "bench-agent", ["agents"]);
+  return { key, host: "127.0.0.1", port: pgPort, user: CONNECTION, password: token, ssl: true, vigil, dataDir };
+}
+
+/** Proves the path does what it claims before it is timed: policy refuses, masks apply, recording writes. */
+async function checkPolicyIsLive(e: Endpoint): Promise<void> {
+  const c = pgClient(e);
+  await c.connect();
+  try {
+    const refused = await c.query("TRUNCATE pgbench_history").then(
+      () => undefined,
+      (err: { code?: string }) => err.code,
+    );
+    if (refused !== "42501") throw new Error(`${e.key}: TRUNCATE was not refused (${refused})`);
+    if (e.key === "team") {
+      const { rows } = await c.query<{ c3: string }>("SELECT c3 FROM wide WHERE c1 = 1");
+      if (rows[0]?.c3 === "c4ca4238a0b923820dcc509a6f75849b") throw new Error("team: c3 is not masked");
+    } else {
+      const { rows } = await c.query<{ e: string }>("SELECT 'ann@example.com' AS e");
+      if (rows[0]?.e === "ann@example.com") throw new Error("default: the email detector did not mask");
+    }
+  } finally {
+    await c.end();
+  }
+}
+
+// ---- measurements ----
+
+interface PgbenchRun {
+  tps: number;
+  latencyMs: number;
+}
+
+async function pgbench(e: Endpoint, mode: "simple" | "prepared"): Promise<PgbenchRun> {
+  const args = ["-n", "-S", "-M", mode, "-c", String(PGBENCH_CLIENTS), "-j", String(PGBENCH_THREADS)];
+  const r = await runCommand("pgbench", [...args, "-T", String(PGBENCH_SECONDS)], {
+    env: libpqEnv(e),
+    timeoutMs: (PGBENCH_SECONDS + 60) * 1000,
+  });
+  const tps = /tps = ([\d.]+) \(without initial connection time\)/.exec(r.stdout);
+  const latency = /latency average = ([\d.]+) ms/.exec(r.stdout);
+  const failed = /number of failed transactions: (\d+)/.exec(r.stdout);
+  if (r.code !== 0 || !tps || !latency || (failed && failed[1] !== "0")) {
+    throw new Error(`pgbench ${mode} (${e.key}) failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
+  }
+  return { tps: Number(tps[1]), latencyMs: Number(latency[1]) };
+}
+
+/** One client, sequential `SELECT 1` (simple protocol); sorted round-trip times in ms. */
+async function selectOneLatencies(e: Endpoint): Promise<number[]> {
+  const c = pgClient(e);
+  await c.connect();
+  const out: number[] = [];
+  try {
+    for (let i = 0; i < LATENCY_QUERIES + LATENCY_WARMUP; i++) {
+      const t0 = process.hrtime.bigint();
+      await c.query("SELECT 1");
+      if (i >= LATENCY_WARMUP) out.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+  } finally {
+    await c.end();
+  }
+  return out.sort((a, b) => a - b);
+}
+
+const pct = (sorted: number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))]!;
+
+function rssKiB(pid: number, field: "VmRSS" | "VmHWM"): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  return Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)![1]);
+}
+
+interface WideRun {
+  seconds: number;
+  /** Highest VmRSS of the vigil process sampled while the query ran (MiB). */
+  peakRssMiB?: number;
+}
+
+/** psql fetching every row of the wide table, its output to /dev/null; wall time. */
+async function wideSelect(e: Endpoint): Promise<WideRun> {
+  const devNull = openSync("/dev/null", "w");
+  const pid = e.vigil?.pid;
+  let peak = 0;
+  const sample = () => pid !== undefined && (peak = Math.max(peak, rssKiB(pid, "VmRSS")));
+  const sampler = setInterval(sample, 20);
+  try {
+    const t0 = process.hrtime.bigint();
+    const child = spawn("psql", ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", WIDE_QUERY], {
+      env: libpqEnv(e),
+      stdio: ["ignore", devNull, "pipe"],
+    });
+    let stderr = "";
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    const code = await new Promise<number | null>((resolve, reject) => {
+      child.once("error", reject);
+      child.once("close", resolve);
+    });
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    if (code !== 0) throw new Error(`psql ${WIDE_QUERY} (${e.key}) exited ${code}: ${stderr}`);
+    sample();
+    return { seconds, ...(pid !== undefined ? { peakRssMiB: peak / 1024 } : {}) };
+  } finally {
+    clearInterval(sampler);
+    closeSync(devNull);
+  }
+}
+
+// ---- rounds and report ----
+
+interface Runs {
+  simple: PgbenchRun[];
+  prepared: PgbenchRun[];
+  p50: number[];
+  p99: number[];
+  wide: WideRun[];
+  /** The vigil process's VmHWM right after round 1's 1M-row select, its first heavy work (MiB). */
+  hwmAfterWide?: number;
+}
+
+const emptyRuns = (): Runs => ({ simple: [], prepared: [], p50: [], p99: [], wide: [] });
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+};
+
+/** Every round measures each endpoint in turn, one measurement at a time, so they see the same machine. */
+async function measureRounds(endpoints: Endpoint[]): Promise<Map<Endpoint["key"], Runs>> {
+  const runs = new Map(endpoints.map((e) => [e.key, emptyRuns()]));
+  const each = async (f: (e: Endpoint, r: Runs) => Promise<void>) => {
+    for (const e of endpoints) await f(e, runs.get(e.key)!);
+  };
+  for (let round = 1; round <= ROUNDS; round++) {
+    console.error(`postgres bench: round ${round} of ${ROUNDS}`);
+    // The 1M-row select first, so each vigil's VmHWM after round 1 is the peak of that test alone.
+    await each(async (e, r) => {
+      r.wide.push(await wideSelect(e));
+      if (round === 1 && e.vigil) r.hwmAfterWide = rssKiB(e.vigil.pid, "VmHWM") / 1024;
+    });
+    await each(async (e, r) => {
+      const lat = await selectOneLatencies(e);
+      r.p50.push(pct(lat, 50));
+      r.p99.push(pct(lat, 99));
+    });
+    await each(async (e, r) => void r.simple.push(await pgbench(e, "simple")));
+    await each(async (e, r) => void r.prepared.push(await pgbench(e, "prepared")));
+  }
+  return runs;
+}
+
+const fmt = (n: number, digits = 3) => n.toFixed(digits);
+const list = (xs: number[], digits: number) => xs.map((x) => fmt(x, digits)).join(", ");
+
+function rows(label: string, direct: Runs, via: Runs): BenchRow[] {
+  const verdict = (ok: boolean) => (ok ? "met" : "missed");
+  const ratioRow = (metric: string, d: number, v: number, unit: string, better: "higher" | "lower", target: string) =>
+    ({ metric: `${label}: ${metric}`, direct: d, vigil: v, unit, ratio: v / d, better, target }) satisfies BenchRow;
+  const simple = [median(direct.simple.map((r) => r.tps)), median(via.simple.map((r) => r.tps))] as const;
+  const prepared = [median(direct.prepared.map((r) => r.tps)), median(via.prepared.map((r) => r.tps))] as const;
+  const p50 = [median(direct.p50), median(via.p50)] as const;
+  const p99 = [median(direct.p99), median(via.p99)] as const;
+  const wide = [median(direct.wide.map((r) => r.seconds)), median(via.wide.map((r) => r.seconds))] as const;
+  return [
+    ratioRow(
+      `pgbench -S simple, ${PGBENCH_CLIENTS} clients`,
+      ...simple,
+      "tps",
+      "higher",
+      `≥ 0.5× direct: ${verdict(simple[1] / simple[0] >= 0.5)}`,
+    ),
+    ratioRow(
+      `pgbench -S prepared, ${PGBENCH_CLIENTS} clients`,
+      ...prepared,
+      "tps",
+      "higher",
+      `≥ 0.6× direct: ${verdict(prepared[1] / prepared[0] >= 0.6)}`,
+    ),
+    ratioRow(
+      "SELECT 1 p50, 1 client",
+      ...p50,
+      "ms",
+      "lower",
+      `added ≤ 0.3 ms: +${fmt(p50[1] - p50[0])} ms, ${verdict(p50[1] - p50[0] <= 0.3)}`,
+    ),
+    ratioRow(
+      "SELECT 1 p99, 1 client",
+      ...p99,
+      "ms",
+      "lower",
+      `added ≤ 1.5 ms: +${fmt(p99[1] - p99[0])} ms, ${verdict(p99[1] - p99[0] <= 1.5)}`,
+    ),
+    ratioRow(
+      "1M rows × 10 columns, psql",
+      ...wide,
+      "s",
+      "lower",
+      `≤ 1.5× direct: ${verdict(wide[1] / wide[0] <= 1.5)}`,
+    ),
+    {
+      metric: `${label}: vigil peak RSS (VmHWM) after the 1M-row select`,
+      direct: null,
+      vigil: via.hwmAfterWide!,
+      unit: "MiB",
+      ratio: null,
+      better: "lower",
+    },
+  ];
+}
+
+function runNotes(label: string, direct: Runs, via: Runs): string {
+  const tps = (r: PgbenchRun[]) => list(r.map((x) => x.tps), 0);
+  return (
+    `${label}, every run (direct | Vigil): pgbench simple tps ${tps(direct.simple)} | ${tps(via.simple)}; ` +
+    `prepared tps ${tps(direct.prepared)} | ${tps(via.prepared)}; ` +
+    `SELECT 1 p50 ms ${list(direct.p50, 3)} | ${list(via.p50, 3)}; p99 ms ${list(direct.p99, 3)} | ${list(via.p99, 3)}; ` +
+    `1M-row select s ${list(
+      direct.wide.map((w) => w.seconds),
+      2,
+    )} | ${list(
+      via.wide.map((w) => w.seconds),
+      2,
+    )}, vigil RSS sampled during it MiB ${list(
+      via.wide.map((w) => w.peakRssMiB ?? 0),
+      0,
+    )}.`
+  );
+}
+
+function recordingBytes(dataDir: string): number {
+  const dir = join(dataDir, "recordings");
+  if (!existsSync(dir)) return 0;
+  return readdirSync(dir).reduce((n, f) => n + statSync(join(dir, f)).size, 0);
+}
+
+export async function run(): Promise<BenchResult> {
+  const load = loadavg()[0] ?? 0;
+  const dir = new Workdir();
+  if (CPU_PROFILE_DIR) mkdirSync(CPU_PROFILE_DIR, { recursive: true });
+  const server = await startPostgres();
+  const vigils: Endpoint[] = [];
+  try {
+    console.error(`postgres bench: pgbench -i -s ${PGBENCH_SCALE} and a ${WIDE_ROWS}-row table, direct`);
+    await setUp(server);
+    vigils.push(await startVigil(dir, "team", { "team.yaml": TEAM_POLICY }, server));
+    vigils.push(
+      await startVigil(dir, "default", { "default.yaml": "file:policies/default.yaml", "connect.yaml": CONNECT_POLICY }, server),
+    );
+    for (const v of vigils) await checkPolicyIsLive(v);
+    const direct = directEndpoint(server);
+    const idle = Object.fromEntries(vigils.map((v) => [v.key, rssKiB(v.vigil!.pid, "VmHWM") / 1024]));
+    const runs = await measureRounds([direct, ...vigils]);
+    const hwmAtEnd = Object.fromEntries(vigils.map((v) => [v.key, rssKiB(v.vigil!.pid, "VmHWM") / 1024]));
+    const d = runs.get("direct")!;
+    const team = runs.get("team")!;
+    const dflt = runs.get("default")!;
+    const teamLabel = "team policy (deny rules, c3 masked)";
+    const defaultLabel = "policies/default.yaml (detectors on every value)";
+    return {
+      name: "postgres",
+      title: "PostgreSQL: client → hub front door (TLS) → relay engine → PostgreSQL",
+      when: new Date().toISOString(),
+      machine: `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, Node ${process.version}`,
+      command: "npm run bench -- postgres",
+      rows: [...rows(teamLabel, d, team), ...rows(defaultLabel, d, dflt)],
+      notes: [
+        `Direct = the same PostgreSQL 15 over TCP without TLS (sslmode=disable). Through Vigil = \`vigil up\` ` +
+          "(hub and relay in one process): TLS from the client to the hub (sslmode=require, the token as password), " +
+          "then the relay's engine parses every statement (libpg-query), evaluates policy, applies masks, and " +
+          "records commands and results (NDJSON, digest and a 5-row sample per result) to its data dir. " +
+          "PostgreSQL, pgbench/psql and Vigil share the 2 vCPUs.",
+        `Team policy: connect for group agents, deny drop_table / truncate / delete without WHERE, mask column c3 ` +
+          "live. Default: policies/default.yaml as shipped (its detectors scan every text value, apply: both) plus " +
+          "a connect grant for agents. Before timing, each path is checked: TRUNCATE is refused (42501) and the " +
+          "mask applies.",
+        `pgbench -n -S -c ${PGBENCH_CLIENTS} -j ${PGBENCH_THREADS} -T ${PGBENCH_SECONDS} at scale ${PGBENCH_SCALE}, ` +
+          "initialised directly; tps without initial connection time. Latency: node-postgres, one client, " +
+          `${LATENCY_QUERIES} sequential \`SELECT 1\` (simple protocol) after ${LATENCY_WARMUP} warm-up queries. ` +
+          `Wide: \`psql -X -A -t -c "${WIDE_QUERY}" > /dev/null\` over a ${WIDE_ROWS}-row, 10-column table ` +
+          "(int, bigint, md5 text, numeric, timestamptz, bool, text, date, float8, varchar), wall time.",
+        `Each number is the median of ${ROUNDS} rounds; every round measures direct, team and default in turn. ` +
+          "Ratios are median ÷ median. Peak RSS is the vigil process's VmHWM right after round 1's 1M-row select, " +
+          `its first heavy work (after start-up: team ${fmt(idle.team!, 0)} MiB, default ${fmt(idle.default!, 0)} MiB; ` +
+          `after all rounds: team ${fmt(hwmAtEnd.team!, 0)} MiB, default ${fmt(hwmAtEnd.default!, 0)} MiB).`,
+        runNotes(teamLabel, d, team),
+        runNotes(defaultLabel, d, dflt),
+        `Recordings written: team ${(recordingBytes(vigils[0]!.dataDir!) / 1e6).toFixed(1)} MB, default ` +
+          `${(recordingBytes(vigils[1]!.dataDir!) / 1e6).toFixed(1)} MB. Load average at the start: ${load.toFixed(1)}; ` +
+          "this shared 2-vCPU VM swings ±50% between runs, direct included: compare ratios within one run." +
+          (CPU_PROFILE_DIR ? " CPU profiler ON for the vigil processes (numbers are lower than without)." : ""),
+      ],
+    };
+  } finally {
+    for (const v of vigils) await v.vigil?.stop();
+    await server.stop();
+    dir.cleanup();
+  }
+}
