@@ -3,6 +3,9 @@ import type { TunnelFrame } from "../../proto/gen/vigil/v1/tunnel.js";
 import { VigilError, type VigilErrorCode } from "../errors.js";
 import { dataFrame, errorFrame, errorFromFrame, HALF_CLOSE, type FrameCall } from "./frames.js";
 
+/** The largest payload one data frame carries; well under gRPC's default 4 MiB message limit. */
+export const MAX_FRAME_BYTES = 1024 * 1024;
+
 export interface FrameDuplexOptions {
   /** Code for a peer that vanishes without closing (the hub for a relay, the relay for the hub). */
   lostCode: VigilErrorCode;
@@ -74,7 +77,14 @@ export class FrameDuplex extends Duplex {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    if (this.call.write(dataFrame(chunk))) callback();
+    // gRPC refuses messages over 4 MiB by default: a big write (a 64 MiB DataRow) goes as several frames.
+    let ok = true;
+    for (let at = 0; at < chunk.length; at += MAX_FRAME_BYTES) {
+      ok = this.call.write(
+        dataFrame(chunk.length <= MAX_FRAME_BYTES ? chunk : chunk.subarray(at, at + MAX_FRAME_BYTES)),
+      );
+    }
+    if (ok) callback();
     else this.call.once("drain", () => callback());
   }
 

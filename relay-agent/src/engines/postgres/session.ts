@@ -28,6 +28,10 @@ import type { TargetConnection } from "./target.js";
 
 /** How many rows of each result go into the recording (masked for the record). */
 const SAMPLE_ROWS = 5;
+/** How much of one value (a parameter, a sampled cell) the recording keeps. */
+const RECORDED_VALUE_BYTES = 1024;
+/** How much of a statement's text the recording keeps. */
+const RECORDED_TEXT_CHARS = 64 * 1024;
 /** SQLSTATE for statements Vigil refuses: insufficient_privilege, as the target would for a missing grant. */
 const DENIED = "42501";
 
@@ -600,7 +604,7 @@ export class PgSession {
     const values = decodeDataRow(body);
     if (result.rows <= SAMPLE_ROWS) {
       const recorded = result.record?.mask(values) ?? values;
-      (result.sample ??= []).push(recorded.map((v) => (v === null ? null : v.toString("utf8"))));
+      (result.sample ??= []).push(recorded.map((v) => (v === null ? null : clip(v))));
     }
     if (!result.live?.active) return raw;
     const masked = result.live.mask(values);
@@ -653,6 +657,9 @@ export class PgSession {
 
   /** Statement text for the record: detectors of the record masks over it (literals included). */
   private recordText(text: string, masks: MaskPlan | undefined): string {
+    if (text.length > RECORDED_TEXT_CHARS) {
+      text = `${text.slice(0, RECORDED_TEXT_CHARS)}…(${text.length - RECORDED_TEXT_CHARS} more characters)`;
+    }
     const masker = masks ? this.maskers.get(masks.record) : this.maskers.get(this.ctx.policy.current.baseMasks.record);
     return masker ? masker.maskText(text).text : text;
   }
@@ -661,7 +668,7 @@ export class PgSession {
     if (p === null) return null;
     const format = formats.length === 0 ? 0 : formats.length === 1 ? formats[0] : formats[i];
     if (format === 1) return `<binary ${p.length} bytes>`;
-    return this.recordText(p.toString("utf8"), masks);
+    return this.recordText(clip(p), masks);
   }
 }
 
@@ -669,6 +676,17 @@ export class PgSession {
 function withFormats(fields: RowField[], formats: number[]): RowField[] {
   if (formats.length === 0) return fields;
   return fields.map((f, i) => ({ ...f, format: (formats.length === 1 ? formats[0] : formats[i]) === 1 ? 1 : 0 }));
+}
+
+/**
+ * A value as the recording keeps it: the first RECORDED_VALUE_BYTES, then how much was left out.
+ * The cut is made before masking, and on a character boundary, so what is kept is masked like the rest.
+ */
+function clip(v: Buffer): string {
+  if (v.length <= RECORDED_VALUE_BYTES) return v.toString("utf8");
+  let end = RECORDED_VALUE_BYTES;
+  while (end > 0 && (v[end]! & 0xc0) === 0x80) end--;
+  return `${v.subarray(0, end).toString("utf8")}…(${v.length - end} more bytes)`;
 }
 
 const masksAnything = (m: MaskPlan) =>
