@@ -166,3 +166,30 @@ export class RawClient {
     this.socket.destroy();
   }
 }
+
+/** Drop and create `name` on the test PostgreSQL, then run `setup` in it (directly, not through Vigil). */
+export async function freshDatabase(name: string, setup: string): Promise<void> {
+  const admin = await direct("postgres");
+  try {
+    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const db = await direct(name);
+  try {
+    await db.query(setup);
+  } finally {
+    await db.end();
+  }
+}
+
+/** One query run directly against the test PostgreSQL: what really is in the tables. */
+export async function directRows<T = Record<string, unknown>>(database: string, sql: string): Promise<T[]> {
+  const db = await direct(database);
+  try {
+    return (await db.query(sql)).rows as T[];
+  } finally {
+    await db.end();
+  }
+}

@@ -39,6 +39,7 @@ export async function handleCommandApproval(
   }
   const rule = session.compiled.rules.find((r) => r.id === req.rule && r.effect === "review" && r.approvers);
   if (!rule) return reply({ message: `rule ${req.rule} is not a review rule of this session's policy` });
+  let approvalId = "";
   try {
     const rec = await deps.approvals.requestCommand(
       session.identity,
@@ -47,16 +48,22 @@ export async function handleCommandApproval(
       { id: rule.id, approvers: rule.approvers! },
       req.command,
     );
-    reply({ status: "pending", approvalId: rec.id });
+    approvalId = rec.id;
+    reply({ status: "pending", approvalId });
     const done = await deps.approvals.waitForDecision(rec.id, session.ended);
     reply({
       status: done.effectiveStatus,
-      approvalId: rec.id,
+      approvalId,
       decisions: done.decisions.map((d) => ({ by: d.by, verdict: d.verdict, reason: d.reason ?? "", at: d.at })),
     });
   } catch (err) {
-    if (err instanceof VigilError && err.code === "client_gone") return;
+    if (err instanceof VigilError && err.code === "client_gone") {
+      // The client left while its command was held. The relay may still be holding it (a paused client
+      // stream hides the end), and nobody on this hub will answer any more: release it, never to run.
+      log.info({ approval: approvalId }, "session ended while its command was held");
+      return reply({ approvalId, message: "the session ended while the command was held" });
+    }
     log.error({ err }, "approval request failed");
-    reply({ message: "the hub could not record the approval request" });
+    reply({ approvalId, message: "the hub could not record the approval request" });
   }
 }

@@ -1,13 +1,15 @@
 import { EventEmitter } from "node:events";
-import { watch, type FSWatcher } from "node:fs";
+import { readFileSync, watch, type FSWatcher } from "node:fs";
 import { dirname, resolve } from "node:path";
 import type { Logger } from "../../../lib/log.js";
-import { loadPolicies, type PolicySet } from "../../../lib/policy/load.js";
+import { expandPolicyPatterns, loadPolicies, type PolicySet } from "../../../lib/policy/load.js";
 
 /**
  * The hub's policies: loaded at start (a broken file stops the hub), then reloaded when a policy
  * file changes or on SIGHUP. A broken edit is logged with file:line and the last good set stays in
- * force. Emits "change" with the new set after every successful reload.
+ * force, and so does a file caught empty: a rewrite in progress (truncated, not yet written) would
+ * otherwise revoke every running session for a moment. Emits "change" with the new set after every
+ * successful reload.
  */
 export class PolicyStore extends EventEmitter<{ change: [PolicySet] }> {
   private set: PolicySet;
@@ -48,6 +50,12 @@ export class PolicyStore extends EventEmitter<{ change: [PolicySet] }> {
 
   reload(reason: string): boolean {
     try {
+      // Removing every policy of a file is written `policies: []`; an empty file is a write not yet done.
+      const empty = expandPolicyPatterns(this.patterns).find((f) => readFileSync(f, "utf8").trim() === "");
+      if (empty) {
+        this.log.warn({ reason, file: empty }, "policy file is empty; keeping the last good policies");
+        return false;
+      }
       const next = loadPolicies(this.patterns);
       if (JSON.stringify(next) === JSON.stringify(this.set)) return true;
       this.set = next;
