@@ -78,7 +78,7 @@ export function parsePolicyFile(text: string, file: string): SourcedPolicy[] {
   const where = (path: (string | number)[]) => lineAt(doc, lines, path);
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!;
-    throw new PolicyError(file, e.linePos?.[0].line ?? 1, e.message.split("\n")[0]!);
+    throw new PolicyError(file, lines.linePos(e.pos[0]).line, e.message.split("\n")[0]!);
   }
   const raw: unknown = doc.toJS() ?? {};
   const value = Value.Default(PolicyFileSchema, structuredClone(raw));
