@@ -2,6 +2,8 @@
 // statement parsed and judged, results masked, the session recorded) → PostgreSQL — against the same
 // PostgreSQL direct, in the same run. Two `vigil up` processes: one with a team policy (deny rules,
 // one masked column), one with the shipped policies/default.yaml (detectors over every value).
+// VIGIL_BENCH_CPU_PROF=<dir> writes V8 CPU profiles of both (phase start times go to stderr, on the same
+// monotonic clock, to cut a profile by phase); VIGIL_BENCH_ROUNDS and VIGIL_BENCH_SECONDS shorten a trial.
 import { spawn } from "node:child_process";
 import {
   closeSync,
@@ -20,7 +22,7 @@ import pg from "pg";
 import type { BenchResult, BenchRow } from "./run.js";
 import { createToken, type HubHandle } from "../test/support/mesh.js";
 import { freePort, run as runCommand, startPostgres, type PostgresHandle } from "../test/support/services.js";
-import { REPO, spawnVigil, type VigilProcess, Workdir } from "../test/support/vigil.js";
+import { REPO, VigilProcess, Workdir } from "../test/support/vigil.js";
 
 const ROUNDS = Number(process.env.VIGIL_BENCH_ROUNDS ?? 3);
 const PGBENCH_SECONDS = Number(process.env.VIGIL_BENCH_SECONDS ?? 10);
@@ -33,7 +35,7 @@ const WIDE_ROWS = 1_000_000;
 const WIDE_QUERY = "SELECT * FROM wide";
 const DATABASE = "vigil_bench";
 const CONNECTION = "pg-bench";
-/** When set, the `vigil up` processes write V8 CPU profiles here (numbers then include the profiler). */
+/** When set, each `vigil up` writes V8 CPU profiles under <dir>/<team|default>/ (the numbers then include the profiler). */
 const CPU_PROFILE_DIR = process.env.VIGIL_BENCH_CPU_PROF;
 
 /** A team policy: the connect grant, the deny rules every team starts from, one column masked live. */
@@ -90,20 +92,20 @@ function libpqEnv(e: Endpoint): NodeJS.ProcessEnv {
   };
 }
 
-function pgClient(e: Endpoint): pg.Client {
+function pgClient(e: Endpoint, database = DATABASE): pg.Client {
   return new pg.Client({
     host: e.host,
     port: e.port,
     user: e.user,
     password: e.password,
-    database: DATABASE,
+    database,
     ssl: e.ssl ? { rejectUnauthorized: false } : false,
   });
 }
 
 async function setUp(server: PostgresHandle): Promise<void> {
   const direct = directEndpoint(server);
-  const admin = new pg.Client({ ...pgClient(direct), database: "postgres" } as pg.ClientConfig);
+  const admin = pgClient(direct, "postgres");
   await admin.connect();
   await admin.query(`CREATE DATABASE ${DATABASE}`);
   await admin.end();
@@ -120,7 +122,14 @@ async function setUp(server: PostgresHandle): Promise<void> {
 }
 
 function directEndpoint(server: PostgresHandle): Endpoint {
-  return { key: "direct", host: server.host, port: server.port, user: server.user, password: server.password, ssl: false };
+  return {
+    key: "direct",
+    host: server.host,
+    port: server.port,
+    user: server.user,
+    password: server.password,
+    ssl: false,
+  };
 }
 
 /** `vigil up` (hub and relay in one process) with one postgres connection and the given policy files. */
@@ -155,10 +164,15 @@ async function startVigil(
       ],
     },
   });
-  const profile = CPU_PROFILE_DIR
-    ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${CPU_PROFILE_DIR} --cpu-prof-name=vigil-${key}.cpuprofile` }
-    : {};
-  const vigil = spawnVigil(`vigil up (${key})`, ["up", "--config", config], profile);
+  // Node refuses --cpu-prof in NODE_OPTIONS: the flags go on the command line, one directory per process
+  // because each thread (tsx's loader runs in one) writes its own profile.
+  const profile = CPU_PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${join(CPU_PROFILE_DIR, key)}`] : [];
+  const child = spawn(process.execPath, [...profile, join(REPO, "bin/vigil.js"), "up", "--config", config], {
+    cwd: REPO,
+    env: { ...process.env, VIGIL_TOKEN: undefined, VIGIL_HUB: undefined },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const vigil = new VigilProcess(child, `vigil up (${key})`);
   await vigil.waitFor(/Connect:/, 60_000);
   const admin = readFileSync(join(dataDir, "admin.token"), "utf8").trim();
   const hub = { api: `http://127.0.0.1:${apiPort}` } as HubHandle;
@@ -176,6 +190,7 @@ async function checkPolicyIsLive(e: Endpoint): Promise<void> {
       (err: { code?: string }) => err.code,
     );
     if (refused !== "42501") throw new Error(`${e.key}: TRUNCATE was not refused (${refused})`);
+    if (recordingBytes(e.dataDir!) === 0) throw new Error(`${e.key}: nothing was recorded`);
     if (e.key === "team") {
       const { rows } = await c.query<{ c3: string }>("SELECT c3 FROM wide WHERE c1 = 1");
       if (rows[0]?.c3 === "c4ca4238a0b923820dcc509a6f75849b") throw new Error("team: c3 is not masked");
@@ -193,21 +208,36 @@ async function checkPolicyIsLive(e: Endpoint): Promise<void> {
 interface PgbenchRun {
   tps: number;
   latencyMs: number;
+  /** CPU time (all threads) the vigil process spent per transaction, in µs. */
+  vigilCpuUs?: number;
+}
+
+/** User + system CPU seconds of a process so far. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
 }
 
 async function pgbench(e: Endpoint, mode: "simple" | "prepared"): Promise<PgbenchRun> {
   const args = ["-n", "-S", "-M", mode, "-c", String(PGBENCH_CLIENTS), "-j", String(PGBENCH_THREADS)];
+  const cpu0 = e.vigil ? cpuSeconds(e.vigil.pid) : 0;
   const r = await runCommand("pgbench", [...args, "-T", String(PGBENCH_SECONDS)], {
     env: libpqEnv(e),
     timeoutMs: (PGBENCH_SECONDS + 60) * 1000,
   });
+  const cpu = e.vigil ? cpuSeconds(e.vigil.pid) - cpu0 : 0;
+  const processed = /number of transactions actually processed: (\d+)/.exec(r.stdout);
   const tps = /tps = ([\d.]+) \(without initial connection time\)/.exec(r.stdout);
   const latency = /latency average = ([\d.]+) ms/.exec(r.stdout);
   const failed = /number of failed transactions: (\d+)/.exec(r.stdout);
-  if (r.code !== 0 || !tps || !latency || (failed && failed[1] !== "0")) {
+  if (r.code !== 0 || !tps || !latency || !processed || (failed && failed[1] !== "0")) {
     throw new Error(`pgbench ${mode} (${e.key}) failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
   }
-  return { tps: Number(tps[1]), latencyMs: Number(latency[1]) };
+  return {
+    tps: Number(tps[1]),
+    latencyMs: Number(latency[1]),
+    ...(e.vigil ? { vigilCpuUs: (cpu / Number(processed[1])) * 1e6 } : {}),
+  };
 }
 
 /** One client, sequential `SELECT 1` (simple protocol); sorted round-trip times in ms. */
@@ -255,7 +285,7 @@ async function wideSelect(e: Endpoint): Promise<WideRun> {
       stdio: ["ignore", devNull, "pipe"],
     });
     let stderr = "";
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d));
     const code = await new Promise<number | null>((resolve, reject) => {
       child.once("error", reject);
       child.once("close", resolve);
@@ -293,23 +323,30 @@ const median = (xs: number[]) => {
 /** Every round measures each endpoint in turn, one measurement at a time, so they see the same machine. */
 async function measureRounds(endpoints: Endpoint[]): Promise<Map<Endpoint["key"], Runs>> {
   const runs = new Map(endpoints.map((e) => [e.key, emptyRuns()]));
-  const each = async (f: (e: Endpoint, r: Runs) => Promise<void>) => {
-    for (const e of endpoints) await f(e, runs.get(e.key)!);
+  let order = endpoints;
+  const each = async (phase: string, f: (e: Endpoint, r: Runs) => Promise<void>) => {
+    for (const e of order) {
+      // With profiling on, phase boundaries on the monotonic clock V8's profiles use, to cut them by phase.
+      if (CPU_PROFILE_DIR) console.error(`phase ${phase} ${e.key} at ${process.hrtime.bigint() / 1000n} µs`);
+      await f(e, runs.get(e.key)!);
+    }
   };
   for (let round = 1; round <= ROUNDS; round++) {
     console.error(`postgres bench: round ${round} of ${ROUNDS}`);
+    // Who goes first turns each round, so no path always follows the heaviest one.
+    order = endpoints.map((_, i) => endpoints[(i + round - 1) % endpoints.length]!);
     // The 1M-row select first, so each vigil's VmHWM after round 1 is the peak of that test alone.
-    await each(async (e, r) => {
+    await each("wide", async (e, r) => {
       r.wide.push(await wideSelect(e));
       if (round === 1 && e.vigil) r.hwmAfterWide = rssKiB(e.vigil.pid, "VmHWM") / 1024;
     });
-    await each(async (e, r) => {
+    await each("latency", async (e, r) => {
       const lat = await selectOneLatencies(e);
       r.p50.push(pct(lat, 50));
       r.p99.push(pct(lat, 99));
     });
-    await each(async (e, r) => void r.simple.push(await pgbench(e, "simple")));
-    await each(async (e, r) => void r.prepared.push(await pgbench(e, "prepared")));
+    await each("simple", async (e, r) => void r.simple.push(await pgbench(e, "simple")));
+    await each("prepared", async (e, r) => void r.prepared.push(await pgbench(e, "prepared")));
   }
   return runs;
 }
@@ -373,22 +410,41 @@ function rows(label: string, direct: Runs, via: Runs): BenchRow[] {
   ];
 }
 
+/** Every run's numbers, so a reader sees the spread behind each median. */
 function runNotes(label: string, direct: Runs, via: Runs): string {
-  const tps = (r: PgbenchRun[]) => list(r.map((x) => x.tps), 0);
+  const both = (d: number[], v: number[], digits: number) => `${list(d, digits)} | ${list(v, digits)}`;
+  const tps = (r: PgbenchRun[]) => r.map((x) => x.tps);
+  const cpu = (r: PgbenchRun[]) =>
+    list(
+      r.map((x) => x.vigilCpuUs ?? 0),
+      0,
+    );
+  const seconds = (r: WideRun[]) => r.map((x) => x.seconds);
   return (
-    `${label}, every run (direct | Vigil): pgbench simple tps ${tps(direct.simple)} | ${tps(via.simple)}; ` +
-    `prepared tps ${tps(direct.prepared)} | ${tps(via.prepared)}; ` +
-    `SELECT 1 p50 ms ${list(direct.p50, 3)} | ${list(via.p50, 3)}; p99 ms ${list(direct.p99, 3)} | ${list(via.p99, 3)}; ` +
-    `1M-row select s ${list(
-      direct.wide.map((w) => w.seconds),
-      2,
-    )} | ${list(
-      via.wide.map((w) => w.seconds),
-      2,
-    )}, vigil RSS sampled during it MiB ${list(
+    `${label}, every run (direct | Vigil): pgbench simple tps ${both(tps(direct.simple), tps(via.simple), 0)}; ` +
+    `prepared tps ${both(tps(direct.prepared), tps(via.prepared), 0)}; ` +
+    `SELECT 1 p50 ms ${both(direct.p50, via.p50, 3)}; p99 ms ${both(direct.p99, via.p99, 3)}; ` +
+    `1M-row select s ${both(seconds(direct.wide), seconds(via.wide), 2)}. ` +
+    `Vigil CPU (all threads) per pgbench transaction: simple ${cpu(via.simple)} µs, prepared ${cpu(via.prepared)} µs; ` +
+    `vigil RSS sampled during the 1M-row select: ${list(
       via.wide.map((w) => w.peakRssMiB ?? 0),
       0,
-    )}.`
+    )} MiB.`
+  );
+}
+
+/** The commit measured, and which of Vigil's own files differed from it (others edit the tree too). */
+async function treeState(): Promise<string> {
+  const head = await runCommand("git", ["rev-parse", "--short", "HEAD"], { cwd: REPO });
+  const dirty = await runCommand("git", ["status", "--porcelain", "--", "hub", "relay-agent", "lib", "cli", "proto"], {
+    cwd: REPO,
+  });
+  const files = dirty.stdout
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => l.slice(3));
+  return (
+    `Commit ${head.stdout.trim() || "?"}` + (files.length ? ` plus uncommitted changes to ${files.join(", ")}` : "")
   );
 }
 
@@ -399,7 +455,8 @@ function recordingBytes(dataDir: string): number {
 }
 
 export async function run(): Promise<BenchResult> {
-  const load = loadavg()[0] ?? 0;
+  const loadAtStart = loadavg()[0] ?? 0;
+  const tree = await treeState();
   const dir = new Workdir();
   if (CPU_PROFILE_DIR) mkdirSync(CPU_PROFILE_DIR, { recursive: true });
   const server = await startPostgres();
@@ -409,12 +466,18 @@ export async function run(): Promise<BenchResult> {
     await setUp(server);
     vigils.push(await startVigil(dir, "team", { "team.yaml": TEAM_POLICY }, server));
     vigils.push(
-      await startVigil(dir, "default", { "default.yaml": "file:policies/default.yaml", "connect.yaml": CONNECT_POLICY }, server),
+      await startVigil(
+        dir,
+        "default",
+        { "default.yaml": "file:policies/default.yaml", "connect.yaml": CONNECT_POLICY },
+        server,
+      ),
     );
     for (const v of vigils) await checkPolicyIsLive(v);
     const direct = directEndpoint(server);
     const idle = Object.fromEntries(vigils.map((v) => [v.key, rssKiB(v.vigil!.pid, "VmHWM") / 1024]));
     const runs = await measureRounds([direct, ...vigils]);
+    const loadAtEnd = loadavg()[0] ?? 0;
     const hwmAtEnd = Object.fromEntries(vigils.map((v) => [v.key, rssKiB(v.vigil!.pid, "VmHWM") / 1024]));
     const d = runs.get("direct")!;
     const team = runs.get("team")!;
@@ -436,23 +499,25 @@ export async function run(): Promise<BenchResult> {
           "PostgreSQL, pgbench/psql and Vigil share the 2 vCPUs.",
         `Team policy: connect for group agents, deny drop_table / truncate / delete without WHERE, mask column c3 ` +
           "live. Default: policies/default.yaml as shipped (its detectors scan every text value, apply: both) plus " +
-          "a connect grant for agents. Before timing, each path is checked: TRUNCATE is refused (42501) and the " +
-          "mask applies.",
+          "a connect grant for agents. Before timing, each path is checked: TRUNCATE is refused (42501), the " +
+          "mask applies and the session is recorded.",
         `pgbench -n -S -c ${PGBENCH_CLIENTS} -j ${PGBENCH_THREADS} -T ${PGBENCH_SECONDS} at scale ${PGBENCH_SCALE}, ` +
           "initialised directly; tps without initial connection time. Latency: node-postgres, one client, " +
           `${LATENCY_QUERIES} sequential \`SELECT 1\` (simple protocol) after ${LATENCY_WARMUP} warm-up queries. ` +
           `Wide: \`psql -X -A -t -c "${WIDE_QUERY}" > /dev/null\` over a ${WIDE_ROWS}-row, 10-column table ` +
           "(int, bigint, md5 text, numeric, timestamptz, bool, text, date, float8, varchar), wall time.",
-        `Each number is the median of ${ROUNDS} rounds; every round measures direct, team and default in turn. ` +
+        `Each number is the median of ${ROUNDS} rounds; every round measures direct, team and default in turn ` +
+          "(who goes first rotates). " +
           "Ratios are median ÷ median. Peak RSS is the vigil process's VmHWM right after round 1's 1M-row select, " +
           `its first heavy work (after start-up: team ${fmt(idle.team!, 0)} MiB, default ${fmt(idle.default!, 0)} MiB; ` +
           `after all rounds: team ${fmt(hwmAtEnd.team!, 0)} MiB, default ${fmt(hwmAtEnd.default!, 0)} MiB).`,
         runNotes(teamLabel, d, team),
         runNotes(defaultLabel, d, dflt),
         `Recordings written: team ${(recordingBytes(vigils[0]!.dataDir!) / 1e6).toFixed(1)} MB, default ` +
-          `${(recordingBytes(vigils[1]!.dataDir!) / 1e6).toFixed(1)} MB. Load average at the start: ${load.toFixed(1)}; ` +
-          "this shared 2-vCPU VM swings ±50% between runs, direct included: compare ratios within one run." +
-          (CPU_PROFILE_DIR ? " CPU profiler ON for the vigil processes (numbers are lower than without)." : ""),
+          `${(recordingBytes(vigils[1]!.dataDir!) / 1e6).toFixed(1)} MB. ${tree}.`,
+        `Load average ${loadAtStart.toFixed(1)} at the start, ${loadAtEnd.toFixed(1)} at the end: this 2-vCPU VM is ` +
+          "shared with other jobs and swings ±50% between runs, direct included; compare ratios within one run." +
+          (CPU_PROFILE_DIR ? " CPU profiler ON for the vigil processes: their numbers are lower than without." : ""),
       ],
     };
   } finally {
