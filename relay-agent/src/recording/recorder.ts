@@ -64,9 +64,14 @@ export interface Recorder {
   open(sessionId: string): SessionRecording;
 }
 
+/** How long events wait to be written together: one write per burst, not one per event. */
+const FLUSH_MS = 5;
+const FLUSH_BYTES = 64 * 1024;
+
 /**
  * NDJSON per session under a directory: `<dir>/<session>.ndjson`, one event per line with its
- * sequence number and time. Writes are buffered by the stream, never awaited per event.
+ * sequence number and time (ms since the epoch). Lines are gathered and written in one go every few
+ * milliseconds; nothing on the data path waits for the disk.
  */
 export class FileRecorder implements Recorder {
   constructor(private readonly dir: string) {
@@ -77,14 +82,30 @@ export class FileRecorder implements Recorder {
     const out: WriteStream = createWriteStream(join(this.dir, `${sessionId}.ndjson`), { flags: "a", mode: 0o600 });
     let seq = 0;
     let failed: Error | undefined;
+    let lines: string[] = [];
+    let bytes = 0;
+    let timer: NodeJS.Timeout | undefined;
     out.on("error", (err) => (failed ??= err));
+    const flush = () => {
+      clearTimeout(timer);
+      timer = undefined;
+      if (lines.length === 0 || failed) return;
+      out.write(lines.join(""));
+      lines = [];
+      bytes = 0;
+    };
     return {
       record: (event) => {
         if (failed) return;
-        out.write(JSON.stringify({ session: sessionId, seq: seq++, at: new Date().toISOString(), ...event }) + "\n");
+        const line = JSON.stringify({ session: sessionId, seq: seq++, at: Date.now(), ...event }) + "\n";
+        lines.push(line);
+        bytes += line.length;
+        if (bytes >= FLUSH_BYTES) flush();
+        else timer ??= setTimeout(flush, FLUSH_MS);
       },
       end: () =>
         new Promise<void>((resolve) => {
+          flush();
           if (failed) return resolve();
           out.end(() => resolve());
         }),

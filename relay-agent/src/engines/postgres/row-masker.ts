@@ -60,6 +60,46 @@ export class RowMasker {
     return out;
   }
 
+  /**
+   * The same on a DataRow's body, rewriting only the masked values: a new DataRow message, or
+   * undefined when no value changed (the target's message is forwarded as it came).
+   */
+  maskRow(body: Buffer): Buffer | undefined {
+    const n = body.readUInt16BE(0);
+    let pos = 2;
+    let parts: Buffer[] | undefined;
+    let kept = 0;
+    for (let i = 0; i < n; i++) {
+      const start = pos;
+      const len = body.readInt32BE(pos);
+      pos += 4;
+      if (len < 0) continue;
+      const end = pos + len;
+      if (end > body.length) throw new RangeError("DataRow value runs past the message");
+      const action = i < this.actions.length ? this.actions[i]! : Action.Keep;
+      if (action === Action.Keep) {
+        pos = end;
+        continue;
+      }
+      const value = body.subarray(pos, end);
+      pos = end;
+      const next = action === Action.Null ? null : this.maskOne(value, action, this.fields[i]!);
+      if (next === value) continue;
+      parts ??= [];
+      const length = Buffer.allocUnsafe(4);
+      length.writeInt32BE(next === null ? -1 : next.length);
+      parts.push(body.subarray(kept, start), length);
+      if (next) parts.push(next);
+      kept = end;
+    }
+    if (!parts) return undefined;
+    parts.push(body.subarray(kept));
+    const head = Buffer.allocUnsafe(5);
+    head[0] = 0x44;
+    head.writeInt32BE(4 + parts.reduce((sum, p) => sum + p.length, 0), 1);
+    return Buffer.concat([head, ...parts]);
+  }
+
   private maskOne(v: Buffer, action: Action, field: RowField): Buffer {
     const jsonbPrefix = field.format === 1 && field.typeOid === JSONB ? v.subarray(0, 1) : undefined;
     const body = jsonbPrefix ? v.subarray(1) : v;

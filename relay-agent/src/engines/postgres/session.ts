@@ -6,7 +6,6 @@ import { evaluate, type Decision, type MaskPlan, type PreparedPolicy } from "../
 import {
   B,
   BackendReader,
-  dataRow,
   decodeCommandComplete,
   decodeDataRow,
   decodeErrorFields,
@@ -600,15 +599,13 @@ export class PgSession {
   private onRow(result: ResultState, raw: Buffer, body: Buffer): Buffer {
     result.rows++;
     result.digest?.update(body);
-    if (!result.live?.active && result.rows > SAMPLE_ROWS) return raw;
-    const values = decodeDataRow(body);
     if (result.rows <= SAMPLE_ROWS) {
+      const values = decodeDataRow(body);
       const recorded = result.record?.mask(values) ?? values;
       (result.sample ??= []).push(recorded.map((v) => (v === null ? null : clip(v))));
     }
     if (!result.live?.active) return raw;
-    const masked = result.live.mask(values);
-    return masked ? dataRow(masked) : raw;
+    return result.live.maskRow(body) ?? raw;
   }
 
   private finishResult(
@@ -638,9 +635,7 @@ export class PgSession {
 
   private recordCommand(seq: number, command: SqlCommand, portal: Portal | undefined, decision: Decision): void {
     const masks = decision.effect === "deny" ? undefined : decision.masks;
-    const all = command.statements.flatMap(function walk(s): SqlCommand["statements"] {
-      return [s, ...s.nested.flatMap(walk)];
-    });
+    const all = allStatements(command.statements);
     this.recording.record({
       type: "command",
       command: seq,
@@ -670,6 +665,10 @@ export class PgSession {
     if (format === 1) return `<binary ${p.length} bytes>`;
     return this.recordText(clip(p), masks);
   }
+}
+
+function allStatements(list: SqlCommand["statements"]): SqlCommand["statements"] {
+  return list.flatMap((s) => [s, ...allStatements(s.nested)]);
 }
 
 /** A statement's columns (described in text format) with the formats a Bind asked for. */

@@ -1,0 +1,62 @@
+import assert from "node:assert/strict";
+import { compileMasker } from "../../../../lib/masking/index.js";
+import { dataRow, decodeDataRow, type RowField } from "../../../../lib/pgwire/backend.js";
+import { RowMasker } from "./row-masker.js";
+
+const field = (name: string, typeOid: number, format: 0 | 1, tableOid = 0): RowField => ({
+  name,
+  tableOid,
+  column: 0,
+  typeOid,
+  typeSize: -1,
+  typeMod: -1,
+  format,
+});
+
+describe("RowMasker on DataRows", () => {
+  const masker = compileMasker({ detectors: ["card"], columns: ["email", "accounts.balance"], fields: [] });
+  const fields = [
+    field("id", 23, 1),
+    field("email", 25, 0),
+    field("note", 25, 0),
+    field("balance", 23, 1, 42),
+    field("empty", 25, 0),
+  ];
+  const rows = new RowMasker(masker, fields, (oid) => (oid === 42 ? "public.accounts" : undefined), true);
+
+  it("rewrites only masked values, recomputes lengths, and turns masked binary non-text values into NULL", () => {
+    const id = Buffer.from([0, 0, 0, 7]);
+    const body = dataRow([
+      id,
+      Buffer.from("ann@example.com"),
+      Buffer.from("card 4111 1111 1111 1111"),
+      id,
+      null,
+    ]).subarray(5);
+    const out = rows.maskRow(body);
+    assert.ok(out);
+    assert.equal(out[0], 0x44);
+    assert.equal(out.readInt32BE(1), out.length - 1);
+    const values = decodeDataRow(out.subarray(5));
+    assert.deepEqual(values[0], id);
+    assert.equal(values[1]!.toString(), "[masked]");
+    assert.equal(values[2]!.toString(), "card [masked:card]");
+    assert.equal(values[3], null, "a binary int4 of a masked column cannot hold a placeholder");
+    assert.equal(values[4], null);
+    assert.deepEqual(
+      rows.mask(decodeDataRow(body))?.map((v) => v?.toString() ?? null),
+      values.map((v) => v?.toString() ?? null),
+    );
+  });
+
+  it("returns undefined (forward as is) when nothing matched", () => {
+    const clean = new RowMasker(masker, [field("note", 25, 0)], () => undefined, true);
+    assert.equal(clean.maskRow(dataRow([Buffer.from("nothing here")]).subarray(5)), undefined);
+    assert.equal(new RowMasker(masker, [field("id", 23, 0)], () => undefined, false).active, false);
+  });
+
+  it("refuses a value that runs past the message instead of passing it", () => {
+    const body = dataRow([Buffer.from("ann@example.com")]).subarray(5);
+    assert.throws(() => rows.maskRow(body.subarray(0, body.length - 3)), RangeError);
+  });
+});
