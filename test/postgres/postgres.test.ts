@@ -387,6 +387,30 @@ describe("postgres path: psql, node-postgres and pgbench through hub and relay",
       }
     });
 
+    it("a connection whose relay is down gets 08001", async () => {
+      const spare = startRelayProcess(dir, {
+        id: "pg-spare",
+        hub: hub.grpc,
+        connections: [
+          {
+            name: "pg-spare",
+            type: "postgres",
+            target: `127.0.0.1:${testServices().pg.port}`,
+            credentials: relayCredentials(),
+          },
+        ],
+      });
+      await waitForRelay(hub, "pg-spare");
+      const c = await pgClient(hub.pgPort, "pg-spare", agent);
+      await c.end();
+      await spare.stop();
+      await assert.rejects(pgClient(hub.pgPort, "pg-spare", agent), (err: pg.DatabaseError) => {
+        assert.equal(err.code, "08001");
+        assert.match(err.message, /no relay serving "pg-spare" is online/);
+        return true;
+      });
+    });
+
     it("an unknown database at the target keeps its SQLSTATE", async () => {
       await assert.rejects(pgClient(hub.pgPort, "pg-main", agent, "no_such_database"), { code: "3D000" });
     });
