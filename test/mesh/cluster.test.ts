@@ -98,12 +98,22 @@ describe("configuration errors at the command line", function () {
   });
 
   it("a connection type without an engine yet is refused at relay start, not forwarded raw", async () => {
-    const file = dir.writeConfig("pg.yaml", {
-      relay: { token: "t", connections: [{ name: "db", type: "postgres", target: "127.0.0.1:5432" }] },
+    const file = dir.writeConfig("ssh.yaml", {
+      relay: { token: "t", connections: [{ name: "box", type: "ssh", target: "127.0.0.1:22" }] },
       storage: { embedded: { path: dir.file("d") } },
     });
     const proc = spawnVigil("no engine", ["relay", "--config", file]);
     assert.equal((await proc.exited).code, 1);
-    assert.match(proc.stderr, /relay connection "db": type postgres has no engine in this relay yet/);
+    assert.match(proc.stderr, /relay connection "box": type ssh has no engine in this relay yet/);
+  });
+
+  it("a postgres connection without usable credentials is refused at relay start, naming the key", async () => {
+    const file = dir.writeConfig("pg.yaml", {
+      relay: { token: "t", connections: [{ name: "db", type: "postgres", target: "127.0.0.1:5432" }] },
+      storage: { embedded: { path: dir.file("d") } },
+    });
+    const proc = spawnVigil("no credentials", ["relay", "--config", file]);
+    assert.equal((await proc.exited).code, 1);
+    assert.match(proc.stderr, /config: relay connection "db": credentials/);
   });
 });

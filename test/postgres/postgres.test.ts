@@ -16,6 +16,7 @@ import {
   recordings,
   sendCancel,
   relayCredentials,
+  runningOnTarget,
 } from "./support.js";
 
 const POLICY = `policies:
@@ -151,14 +152,7 @@ describe("postgres path: psql, node-postgres and pgbench through hub and relay",
       let out = "";
       child.stdout.on("data", (b: Buffer) => (out += b));
       child.stderr.on("data", (b: Buffer) => (out += b));
-      await eventually("pg_sleep to run", async () => {
-        const db = await direct();
-        const { rows } = await db.query(
-          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)'",
-        );
-        await db.end();
-        return rows[0].n > 0 ? true : undefined;
-      });
+      await runningOnTarget("SELECT pg_sleep(30)");
       child.kill("SIGINT");
       const code = await new Promise<number | null>((r) => child.once("close", r));
       assert.match(out, /canceling statement due to user request/);
@@ -170,14 +164,7 @@ describe("postgres path: psql, node-postgres and pgbench through hub and relay",
       const raw = await RawClient.open(hub.pgPort, "pg-main", agent);
       try {
         raw.send(0x51, Buffer.from("SELECT pg_sleep(30)\0"));
-        await eventually("pg_sleep to run", async () => {
-          const db = await direct();
-          const { rows } = await db.query(
-            "SELECT count(*)::int AS n FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)'",
-          );
-          await db.end();
-          return rows[0].n > 0 ? true : undefined;
-        });
+        await runningOnTarget("SELECT pg_sleep(30)");
         const wrongKey = { pid: raw.backendKey.pid, secret: Buffer.from("nope") };
         await sendCancel(hub.pgPort, wrongKey); // ignored, as a server ignores a wrong key
         await sendCancel(hub.pgPort, raw.backendKey);
