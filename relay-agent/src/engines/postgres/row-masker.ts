@@ -67,44 +67,62 @@ export class RowMasker {
   maskRow(body: Buffer): Buffer | undefined {
     const n = body.readUInt16BE(0);
     let pos = 2;
-    let parts: Buffer[] | undefined;
-    let kept = 0;
+    // Edits as (start of the value's length word, end of the value, replacement or null).
+    let edits: { from: number; to: number; value: Buffer | null }[] | undefined;
+    let grow = 0;
     for (let i = 0; i < n; i++) {
-      const start = pos;
+      const from = pos;
       const len = body.readInt32BE(pos);
       pos += 4;
       if (len < 0) continue;
-      const end = pos + len;
-      if (end > body.length) throw new RangeError("DataRow value runs past the message");
+      const to = pos + len;
+      if (to > body.length) throw new RangeError("DataRow value runs past the message");
       const action = i < this.actions.length ? this.actions[i]! : Action.Keep;
       if (action === Action.Keep) {
-        pos = end;
+        pos = to;
         continue;
       }
-      const value = body.subarray(pos, end);
-      pos = end;
+      const value = body.subarray(pos, to);
+      pos = to;
       const next = action === Action.Null ? null : this.maskOne(value, action, this.fields[i]!);
       if (next === value) continue;
-      parts ??= [];
-      const length = Buffer.allocUnsafe(4);
-      length.writeInt32BE(next === null ? -1 : next.length);
-      parts.push(body.subarray(kept, start), length);
-      if (next) parts.push(next);
-      kept = end;
+      (edits ??= []).push({ from, to, value: next });
+      grow += (next?.length ?? 0) - len;
     }
-    if (!parts) return undefined;
-    parts.push(body.subarray(kept));
-    const head = Buffer.allocUnsafe(5);
-    head[0] = 0x44;
-    head.writeInt32BE(4 + parts.reduce((sum, p) => sum + p.length, 0), 1);
-    return Buffer.concat([head, ...parts]);
+    if (!edits) return undefined;
+    // One allocation: the message header, then the target's bytes with the edited values spliced in.
+    const out = Buffer.allocUnsafe(5 + body.length + grow);
+    out[0] = 0x44;
+    out.writeInt32BE(4 + body.length + grow, 1);
+    let at = 5;
+    let kept = 0;
+    for (const e of edits) {
+      at += body.copy(out, at, kept, e.from);
+      at = out.writeInt32BE(e.value === null ? -1 : e.value.length, at);
+      if (e.value) at += e.value.copy(out, at);
+      kept = e.to;
+    }
+    body.copy(out, at, kept);
+    return out;
+  }
+
+  private lastWhole = "";
+  private lastWholeBytes = Buffer.alloc(0);
+
+  /** Whole-value replacements repeat (redaction is one constant): encode each once. */
+  private whole(text: string): Buffer {
+    if (text !== this.lastWhole) {
+      this.lastWhole = text;
+      this.lastWholeBytes = Buffer.from(text, "utf8");
+    }
+    return this.lastWholeBytes;
   }
 
   private maskOne(v: Buffer, action: Action, field: RowField): Buffer {
     const jsonbPrefix = field.format === 1 && field.typeOid === JSONB ? v.subarray(0, 1) : undefined;
     const body = jsonbPrefix ? v.subarray(1) : v;
     let masked: Buffer | undefined;
-    if (action === Action.Whole) masked = Buffer.from(this.masker.maskWhole(body.toString("utf8")), "utf8");
+    if (action === Action.Whole) masked = this.whole(this.masker.maskWhole(body.toString("utf8")));
     else masked = this.masker.maskBuffer(body);
     if (!masked) return v;
     return jsonbPrefix ? Buffer.concat([jsonbPrefix, masked]) : masked;
