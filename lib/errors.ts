@@ -8,6 +8,7 @@ export type VigilErrorCode =
   | "relay_draining"
   | "target_unreachable"
   | "target_refused"
+  | "recording_unavailable"
   | "tunnel_timeout"
   | "hub_unavailable"
   | "client_gone"
@@ -45,6 +46,7 @@ const KNOWN_CODES = [
   "relay_draining",
   "target_unreachable",
   "target_refused",
+  "recording_unavailable",
   "tunnel_timeout",
   "hub_unavailable",
   "client_gone",

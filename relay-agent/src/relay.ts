@@ -23,7 +23,7 @@ import type { ApprovalOutcome, EngineSession } from "./engines/engine.js";
 import { engineFor, SUPPORTED_TYPES } from "./engines/index.js";
 import { resolveHubs, type HubAddress } from "./hub-discovery.js";
 import { EnrollmentRejected, HubLink, type LinkOwner } from "./hub-link.js";
-import { FileRecorder, type Recorder } from "./recording/recorder.js";
+import { FileRecorder, type Recorder, type SessionRecording } from "./recording/recorder.js";
 import { SessionPolicy } from "./session-policy.js";
 
 export { EnrollmentRejected } from "./hub-link.js";
@@ -275,7 +275,14 @@ class RelayAgent implements LinkOwner {
       return fail("forbidden", (err as Error).message);
     }
     const identity = req.identity ?? { subject: "", groups: [], issuer: "" };
-    const recording = this.recorder.open(req.sessionId);
+    let recording: SessionRecording;
+    try {
+      recording = await this.recorder.open(req.sessionId);
+    } catch (err) {
+      // No recording, no session: fail closed.
+      const e = err instanceof VigilError ? err : new VigilError("recording_unavailable", String(err));
+      return fail(e.code, e.message);
+    }
     recording.record({
       type: "session_start",
       connection: connection.name,

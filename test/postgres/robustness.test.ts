@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { mkdirSync, rmSync } from "node:fs";
 import { connect as netConnect } from "node:net";
 import { testServices } from "../support/env.js";
 import { createToken, startHubProcess, startRelayProcess, waitForRelay, type HubHandle } from "../support/mesh.js";
@@ -127,6 +128,25 @@ describe("postgres path under bad input and big values", function () {
     } finally {
       await keep.end();
     }
+  });
+
+  it("a session that cannot be recorded does not start (58030); recording back, sessions start again", async () => {
+    const recordings = dir.file("relay-pg-fuzz-data/recordings");
+    rmSync(recordings, { recursive: true, force: true });
+    try {
+      await assert.rejects(
+        pgClient(hub.pgPort, "pg", agent, "vigil_fuzz"),
+        (err: { code?: string; message: string }) => {
+          assert.equal(err.code, "58030");
+          assert.match(err.message, /cannot be recorded/);
+          return true;
+        },
+      );
+    } finally {
+      mkdirSync(recordings, { recursive: true, mode: 0o700 });
+    }
+    const c = await pgClient(hub.pgPort, "pg", agent, "vigil_fuzz");
+    await c.end();
   });
 
   it("a 64 MiB parameter and a 64 MiB result value pass through intact", async () => {

@@ -62,6 +62,7 @@ const SQLSTATE: Partial<Record<VigilErrorCode, string>> = {
   tunnel_timeout: "08001",
   target_unreachable: "08001",
   target_refused: "08001",
+  recording_unavailable: "58030",
   hub_unavailable: "08001",
   protocol_error: "08P01",
   bad_request: "08P01",

@@ -1,5 +1,6 @@
 import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
 import { join } from "node:path";
+import { VigilError } from "../../../lib/errors.js";
 
 /**
  * What protocol engines tell the recording about a session, in order. Values are already masked
@@ -57,11 +58,14 @@ export type RecordingEvent =
 /** Receives one session's events. Calls never block the data path and never throw. */
 export interface SessionRecording {
   record(event: RecordingEvent): void;
+  /** False once events can no longer be kept: engines then refuse commands (fail closed). */
+  ok(): boolean;
   end(): Promise<void>;
 }
 
 export interface Recorder {
-  open(sessionId: string): SessionRecording;
+  /** Rejects when the session cannot be recorded: the session does not start. */
+  open(sessionId: string): Promise<SessionRecording>;
 }
 
 /** How long events wait to be written together: one write per burst, not one per event. */
@@ -78,8 +82,14 @@ export class FileRecorder implements Recorder {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   }
 
-  open(sessionId: string): SessionRecording {
+  async open(sessionId: string): Promise<SessionRecording> {
     const out: WriteStream = createWriteStream(join(this.dir, `${sessionId}.ndjson`), { flags: "a", mode: 0o600 });
+    await new Promise<void>((resolve, reject) => {
+      out.once("ready", () => (out.off("error", reject), resolve()));
+      out.once("error", (err) =>
+        reject(new VigilError("recording_unavailable", `the session cannot be recorded: ${err.message}`)),
+      );
+    });
     let seq = 0;
     let failed: Error | undefined;
     let lines: string[] = [];
@@ -95,6 +105,7 @@ export class FileRecorder implements Recorder {
       bytes = 0;
     };
     return {
+      ok: () => !failed,
       record: (event) => {
         if (failed) return;
         const line = JSON.stringify({ session: sessionId, seq: seq++, at: Date.now(), ...event }) + "\n";

@@ -312,8 +312,17 @@ export class PgSession {
     raw: Buffer,
     item: (j: Judged) => Pending,
   ): Promise<void> | undefined {
-    const decision = evaluate(this.ctx.policy.current, command);
     const seq = ++this.commands;
+    if (!this.recording.ok()) {
+      // Nothing runs unrecorded.
+      return this.refuse(
+        "the session's recording is unavailable; commands are refused",
+        seq,
+        portal !== undefined,
+        "58030",
+      );
+    }
+    const decision = evaluate(this.ctx.policy.current, command);
     this.recordCommand(seq, command, portal, decision);
     const extended = portal !== undefined;
     if (decision.effect === "deny") {
