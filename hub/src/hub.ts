@@ -15,7 +15,7 @@ import { selfSignedCert } from "../../lib/tls/self-signed.js";
 import { VERSION } from "../../lib/version.js";
 import { buildApi, type Api } from "./api/app.js";
 import { handleConnect } from "./client-service.js";
-import { startPostgresFrontDoor, type PostgresFrontDoor } from "./frontdoors/postgres.js";
+import { startPostgresFrontDoor, type CancelPeers, type PostgresFrontDoor } from "./frontdoors/postgres.js";
 import { startIdentity } from "./identity/setup.js";
 import { LocalTokens } from "./identity/local-tokens.js";
 import { handleControl } from "./relays/control.js";
@@ -111,6 +111,7 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
       sessions,
       tls: await frontDoorTls(tls, dir, log),
       allowPlaintext: config.hub.postgres.allowPlaintext,
+      peers: nats ? natsCancelPeers(nats) : undefined,
       handshakeTimeoutMs: config.hub.tunnelOpenTimeoutMs + 10_000,
       log,
     });
@@ -173,6 +174,20 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
     await identity.close();
     await closeNats(nats);
   }
+}
+
+/** Cancel keys this hub does not know go to every hub over NATS; the one that opened the session acts. */
+function natsCancelPeers(nc: NatsConnection): CancelPeers {
+  const subject = "vigil.hub.postgres.cancel";
+  return {
+    publish: (key) => nc.publish(subject, key),
+    subscribe: (onKey) =>
+      void nc.subscribe(subject, {
+        callback: (err, msg) => {
+          if (!err) onKey(msg.string());
+        },
+      }),
+  };
 }
 
 /** The front doors' TLS: the hub's certificate, or one made and kept in the data dir. */

@@ -5,7 +5,17 @@ import type pg from "pg";
 import { testServices } from "../support/env.js";
 import { createToken, startHubProcess, startRelayProcess, waitForRelay, type HubHandle } from "../support/mesh.js";
 import { api, eventually, sleep, spawnVigil, Workdir, type VigilProcess } from "../support/vigil.js";
-import { directRows, freshDatabase, pendingApproval, pgClient, recordings, relayCredentials } from "./support.js";
+import {
+  directRows,
+  freshDatabase,
+  pendingApproval,
+  pgClient,
+  RawClient,
+  recordings,
+  relayCredentials,
+  runningOnTarget,
+  sendCancel,
+} from "./support.js";
 
 const CARD = "4111 1111 1111 1111";
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -325,6 +335,21 @@ describe("reviewed statements across two hubs, and `vigil policy test` against w
         );
         return rows[0]!.n === 0 ? true : undefined;
       });
+    });
+  });
+
+  describe("cancel through another hub", () => {
+    it("a CancelRequest that reaches hub B cancels the statement of a session opened on hub A", async () => {
+      const raw = await RawClient.open(hubA.pgPort, "pg-main", agent, DB);
+      try {
+        raw.send(0x51, Buffer.from("SELECT pg_sleep(29)\0"));
+        await runningOnTarget("SELECT pg_sleep(29)");
+        await sendCancel(hubB.pgPort, raw.backendKey); // as a load balancer might route it
+        const got = await raw.until(0x5a, 15_000);
+        assert.equal(raw.errorOf(got)?.C, "57014");
+      } finally {
+        raw.close();
+      }
     });
   });
 

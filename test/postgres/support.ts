@@ -44,10 +44,10 @@ export async function direct(database = "vigil_t") {
   return client;
 }
 
-/** Wait until the target runs `query` (seen directly in pg_stat_activity). */
+/** Wait until the target runs `query` (seen directly in pg_stat_activity, which covers every database). */
 export async function runningOnTarget(query: string): Promise<void> {
   await eventually(`"${query}" to run on the target`, async () => {
-    const db = await direct();
+    const db = await direct("postgres");
     try {
       const { rows } = await db.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE query = $1", [query]);
       return rows[0].n > 0 ? true : undefined;

@@ -26,9 +26,19 @@ export interface PostgresFrontDoorDeps {
   tls: SecureContext | undefined;
   /** Accept the token in plaintext from loopback clients that did not ask for TLS. */
   allowPlaintext: boolean;
+  /**
+   * The other hubs, when there are any: a CancelRequest may reach a hub other than the one that
+   * opened its session (a load balancer in front of several), so unknown keys are passed on.
+   */
+  peers?: CancelPeers;
   /** Time a client has to finish the startup handshake. */
   handshakeTimeoutMs: number;
   log: Logger;
+}
+
+export interface CancelPeers {
+  publish(key: string): void;
+  subscribe(onKey: (key: string) => void): void;
 }
 
 export interface PostgresFrontDoor {
@@ -77,11 +87,25 @@ const SQLSTATE: Partial<Record<VigilErrorCode, string>> = {
  */
 export async function startPostgresFrontDoor(listen: string, deps: PostgresFrontDoorDeps): Promise<PostgresFrontDoor> {
   const cancelKeys = new Map<string, OpenedSession>();
+  /** Route a cancel key to the relay of its session: here, or (once) through the other hubs. */
+  const cancel: CancelRoute = (key, log, fromPeer = false) => {
+    const session = cancelKeys.get(key);
+    if (session) {
+      session.relay.send?.({ msg: { $case: "cancelSession", value: { sessionId: session.id } } });
+      log.info({ session: session.id, fromPeer }, "cancel request forwarded to the relay");
+    } else if (!fromPeer && deps.peers) {
+      deps.peers.publish(key);
+      log.info("cancel request for no session of this hub: passed to the other hubs");
+    } else if (!fromPeer) {
+      log.info("cancel request for no known session");
+    }
+  };
+  deps.peers?.subscribe((key) => cancel(key, deps.log, true));
   const sockets = new Set<Socket>();
   const server: Server = createServer({ noDelay: true }, (socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
-    void serveClient(socket, deps, cancelKeys);
+    void serveClient(socket, deps, cancelKeys, cancel);
   });
   const { host, port } = parseHostPort(listen);
   await new Promise<void>((resolve, reject) => {
@@ -100,7 +124,14 @@ export async function startPostgresFrontDoor(listen: string, deps: PostgresFront
   };
 }
 
-async function serveClient(raw: Socket, deps: PostgresFrontDoorDeps, cancelKeys: Map<string, OpenedSession>) {
+type CancelRoute = (key: string, log: Logger, fromPeer?: boolean) => void;
+
+async function serveClient(
+  raw: Socket,
+  deps: PostgresFrontDoorDeps,
+  cancelKeys: Map<string, OpenedSession>,
+  cancel: CancelRoute,
+) {
   const peer = `${raw.remoteAddress}:${raw.remotePort}`;
   let log = deps.log.child({ peer, door: "postgres" });
   let socket: Socket = raw;
@@ -129,7 +160,7 @@ async function serveClient(raw: Socket, deps: PostgresFrontDoorDeps, cancelKeys:
     }
     if (packet.type === "cancel") {
       clearTimeout(timer);
-      forwardCancel(packet, cancelKeys, log);
+      cancel(cancelKey(packet.pid, packet.secret), log);
       // The client waits for the close (as PostgreSQL's postmaster does it) before it goes on.
       socket.end();
       return;
@@ -221,21 +252,6 @@ function fatal(err: unknown): ErrorFields {
 }
 
 const cancelKey = (pid: number, secret: Buffer) => `${pid}:${secret.toString("hex")}`;
-
-/** A CancelRequest is its own connection and gets no answer; route it to the session's relay. */
-function forwardCancel(
-  packet: Extract<StartupPacket, { type: "cancel" }>,
-  keys: Map<string, OpenedSession>,
-  log: Logger,
-): void {
-  const session = keys.get(cancelKey(packet.pid, packet.secret));
-  if (!session) {
-    log.info("cancel request for no known session");
-    return;
-  }
-  session.relay.send?.({ msg: { $case: "cancelSession", value: { sessionId: session.id } } });
-  log.info({ session: session.id }, "cancel request forwarded to the relay");
-}
 
 function startTls(socket: Socket, secureContext: SecureContext): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
