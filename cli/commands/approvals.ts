@@ -22,7 +22,7 @@ interface Approval {
 export function approvalsCommand(program: Command): void {
   const approvals = program.command("approvals").description("list and decide just-in-time approval requests");
   withClientOptions(approvals.command("list").description("requests you made or may decide (admins: all)"))
-    .option("--status <status>", "pending, approved, denied or expired", "pending")
+    .option("--status <status>", "pending, approved, denied, expired or cancelled", "pending")
     .option("--json", "print JSON")
     .action(async (opts: { status: string; json?: boolean }, cmd: Command) => {
       const { approvals: list } = await apiRequest<{ approvals: Approval[] }>(

@@ -61,7 +61,15 @@ export async function handleCommandApproval(
       // The client left while its command was held. The relay may still be holding it (a paused client
       // stream hides the end), and nobody on this hub will answer any more: release it, never to run.
       log.info({ approval: approvalId }, "session ended while its command was held");
-      return reply({ approvalId, message: "the session ended while the command was held" });
+      reply({ approvalId, message: "the session ended while the command was held" });
+      if (approvalId) {
+        await deps.approvals
+          .cancel(approvalId, "the session ended while the command was held")
+          .catch((e: unknown) =>
+            log.warn({ err: (e as Error).message, approval: approvalId }, "could not mark the approval cancelled"),
+          );
+      }
+      return;
     }
     log.error({ err }, "approval request failed");
     reply({ approvalId, message: "the hub could not record the approval request" });

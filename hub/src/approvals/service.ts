@@ -168,6 +168,18 @@ export class ApprovalService extends EventEmitter<{ change: [ApprovalRecord]; gr
     return updated;
   }
 
+  /** A held command's session ended while it waited: close the request so nobody approves what will never run. */
+  async cancel(id: string, reason: string): Promise<void> {
+    await this.store.update(id, (cur) => {
+      if (effectiveStatus(cur) !== "pending") return cur;
+      cur.status = "cancelled";
+      cur.decidedAt = new Date().toISOString();
+      cur.reason = cur.reason ? `${cur.reason}; ${reason}` : reason;
+      return cur;
+    });
+    this.log.info({ audit: "approval.cancelled", id, reason }, "approval cancelled");
+  }
+
   get(id: string): ApprovalRecord | undefined {
     return this.store.get(id);
   }

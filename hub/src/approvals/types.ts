@@ -3,7 +3,8 @@ export interface ApprovalRecord {
   id: string;
   kind: "access" | "command";
   /** As stored; "expired" is derived from `expiresAt` (see effectiveStatus). */
-  status: "pending" | "approved" | "denied";
+  /** "cancelled": the held command's session ended before anyone decided; nothing will run. */
+  status: "pending" | "approved" | "denied" | "cancelled";
   requester: { subject: string; groups: string[] };
   connection: string;
   /** The policy (access) or rule (command) that asked for the approval. */

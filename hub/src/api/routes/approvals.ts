@@ -32,7 +32,9 @@ export const approvalRoutes: FastifyPluginAsyncTypebox<{
     "/approvals",
     {
       schema: {
-        querystring: Type.Object({ status: Type.Optional(Type.Enum(["pending", "approved", "denied", "expired"])) }),
+        querystring: Type.Object({
+          status: Type.Optional(Type.Enum(["pending", "approved", "denied", "expired", "cancelled"])),
+        }),
       },
     },
     async (req) => ({
