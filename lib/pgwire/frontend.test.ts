@@ -4,6 +4,7 @@ import {
   FrontendReader,
   readStartupPacket,
   serializeCancelRequest,
+  serializeDescribe,
   serializeQuery,
   serializeStartup,
   serializeSync,
@@ -151,6 +152,8 @@ describe("pgwire frontend reader", () => {
     assert.ok(serializeQuery("select 'ü'").equals(serialize.query("select 'ü'")));
     assert.ok(serializeSync().equals(serialize.sync()));
     assert.ok(serializeTerminate().equals(serialize.end()));
+    assert.ok(serializeDescribe("P", "p1").equals(serialize.describe({ type: "P", name: "p1" })));
+    assert.ok(serializeDescribe("S", "").equals(serialize.describe({ type: "S" })));
     assert.throws(() => serializeQuery("a\0b"), TypeError);
   });
 

@@ -248,6 +248,14 @@ export function serializeQuery(text: string): Buffer {
   return new MessageWriter(F.Query, cstringLength(text, "query")).cstring(text).done();
 }
 
+/** Describe of a statement ('S') or a portal ('P'). */
+export function serializeDescribe(target: "S" | "P", name: string): Buffer {
+  return new MessageWriter(F.Describe, 1 + cstringLength(name, "describe name"))
+    .byte(target.charCodeAt(0))
+    .cstring(name)
+    .done();
+}
+
 export function serializeSync(): Buffer {
   return new MessageWriter(F.Sync, 0).done();
 }

@@ -18,7 +18,7 @@ import {
   type RowField,
 } from "../../../../lib/pgwire/backend.js";
 import { PgProtocolError } from "../../../../lib/pgwire/errors.js";
-import { FrontendReader, type FrontendMessage } from "../../../../lib/pgwire/frontend.js";
+import { FrontendReader, serializeDescribe, type FrontendMessage } from "../../../../lib/pgwire/frontend.js";
 import type { SessionRecording } from "../../recording/recorder.js";
 import type { SessionContext } from "../engine.js";
 import { MaskerCache, RowMasker } from "./row-masker.js";
@@ -213,11 +213,6 @@ export class PgSession {
     });
   }
 
-  /** CancelRequest from the client (through the hub): the target cancels what it runs now. */
-  get backendKey() {
-    return this.target.backendKey;
-  }
-
   // ---- client → target ----
 
   /** Returns a promise only when the message is held (review); everything else is handled at once. */
@@ -338,7 +333,7 @@ export class PgSession {
       // Rows of an execution carry no RowDescription: when they must be masked and no Describe told us
       // their columns, ask the target ourselves (the answer is not passed on).
       if (portal && !portal.fields && masksAnything(decision.masks)) {
-        this.toTarget.push(describePortal(portal.name));
+        this.toTarget.push(serializeDescribe("P", portal.name));
         this.pending.push({ kind: "describe", target: "P", portal, internal: true });
       }
       this.toTarget.push(raw);
@@ -609,8 +604,8 @@ export class PgSession {
     result.rows++;
     result.digest?.update(body);
     if (result.rows <= SAMPLE_ROWS) {
-      const values = decodeDataRow(body);
-      const recorded = result.record?.mask(values) ?? values;
+      // The record masks go through the same row rewrite as the live ones; the sample reads the result.
+      const recorded = decodeDataRow(result.record?.maskRow(body)?.subarray(5) ?? body);
       (result.sample ??= []).push(recorded.map((v) => (v === null ? null : clip(v))));
     }
     if (!result.live?.active) return raw;
@@ -699,14 +694,3 @@ function clip(v: Buffer): string {
 
 const masksAnything = (m: MaskPlan) =>
   m.live.columns.length + m.live.detectors.length + m.record.columns.length + m.record.detectors.length > 0;
-
-/** Describe (portal): 'D', length, 'P', name, NUL. */
-function describePortal(name: string): Buffer {
-  const n = Buffer.byteLength(name);
-  const out = Buffer.alloc(1 + 4 + 1 + n + 1);
-  out[0] = 0x44;
-  out.writeInt32BE(4 + 1 + n + 1, 1);
-  out[5] = 0x50;
-  out.write(name, 6, "utf8");
-  return out;
-}

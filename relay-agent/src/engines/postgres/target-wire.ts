@@ -1,7 +1,8 @@
 /**
  * The wire during a relay's login to a target: whole backend messages framed by hand (so bytes past
- * the last one read stay with the caller), decoded by pg-protocol's Parser into a narrow union; and
- * the two frontend messages pg-protocol's serializer cannot write the way we need.
+ * the last one read stay with the caller), decoded by pg-protocol's Parser into a narrow union. The
+ * StartupMessage and CancelRequest come from lib/pgwire: pg-protocol's serializer appends
+ * client_encoding=UTF8 to the one and takes the other's secret as an int32.
  */
 import type { Duplex } from "node:stream";
 import { Parser } from "pg-protocol/dist/parser.js";
@@ -11,8 +12,6 @@ import { VigilError } from "../../../../lib/errors.js";
 const HEADER_BYTES = 5; // type byte + int32 length
 /** Login messages are small; a bigger length means we are not talking to PostgreSQL. */
 const MAX_LOGIN_MESSAGE_BYTES = 1 << 20;
-const PROTOCOL_3_0 = 196608;
-const CANCEL_REQUEST_CODE = 80877102;
 
 /** Authentication request codes we look at before pg-protocol, whose Parser throws on the unsupported ones. */
 const enum AuthCode {
@@ -194,30 +193,4 @@ function parseOne(frame: Buffer): BackendMessage {
   }
   if (!decoded) throw protocolError("incomplete message");
   return decoded;
-}
-
-/**
- * StartupMessage for protocol 3.0. Written here because pg-protocol's serialize.startup appends
- * client_encoding=UTF8 after the given parameters, which would override the client's own choice.
- */
-export function startupMessage(params: Record<string, string>): Buffer {
-  const pairs = Object.entries(params).flatMap(([name, value]) => [name, value]);
-  // A NUL would end the string early and let the rest pose as further parameters.
-  if (pairs.some((s) => s.includes("\0"))) {
-    throw new VigilError("bad_request", "a startup parameter contains a NUL byte");
-  }
-  const body = Buffer.concat([...pairs.map((s) => Buffer.from(`${s}\0`, "utf8")), Buffer.from([0])]);
-  const header = Buffer.alloc(8);
-  header.writeInt32BE(8 + body.length, 0);
-  header.writeInt32BE(PROTOCOL_3_0, 4);
-  return Buffer.concat([header, body]);
-}
-
-/** CancelRequest. Written here because pg-protocol's serialize.cancel takes the secret as an int32. */
-export function cancelRequest(pid: number, secret: Buffer): Buffer {
-  const header = Buffer.alloc(12);
-  header.writeInt32BE(12 + secret.length, 0);
-  header.writeInt32BE(CANCEL_REQUEST_CODE, 4);
-  header.writeInt32BE(pid, 8);
-  return Buffer.concat([header, secret]);
 }

@@ -14,10 +14,11 @@ import type { Duplex } from "node:stream";
 import type { DatabaseError } from "pg-protocol/dist/messages.js";
 import { formatHostPort, parseHostPort } from "../../../../lib/address.js";
 import { VigilError } from "../../../../lib/errors.js";
+import { serializeCancelRequest, serializeStartup } from "../../../../lib/pgwire/frontend.js";
 import type { PostgresCredentials } from "./credentials.js";
 import { RELAY_LOGIN_REJECTED, TargetAuthenticator } from "./target-auth.js";
 import { secureChannel } from "./target-tls.js";
-import { BackendReader, cancelRequest, decodeLoginMessage, protocolError, startupMessage } from "./target-wire.js";
+import { BackendReader, decodeLoginMessage, protocolError } from "./target-wire.js";
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 /** invalid_password, invalid_authorization_specification (no pg_hba entry, unknown role). */
@@ -54,7 +55,11 @@ export async function connectTarget(opts: ConnectTargetOptions): Promise<TargetC
     const reader = new BackendReader(stream);
     // The relay's user and database win over any the client passed.
     const params = { ...opts.params, user: opts.credentials.user, database: opts.database };
-    stream.write(startupMessage(params));
+    // A NUL would end a string early and let the rest pose as further parameters.
+    if (Object.entries(params).some(([k, v]) => k.includes("\0") || v.includes("\0"))) {
+      throw new VigilError("bad_request", "a startup parameter contains a NUL byte");
+    }
+    stream.write(serializeStartup(params));
     const auth = new TargetAuthenticator({ stream, credentials: opts.credentials, host, tls });
     const parameters: Record<string, string> = {};
     let backendKey: TargetConnection["backendKey"] = { pid: 0, secret: Buffer.alloc(0) };
@@ -113,7 +118,7 @@ export async function cancelTarget(opts: CancelTargetOptions): Promise<void> {
     const closed = new Promise<void>((resolve) => stream.once("close", () => resolve()));
     stream.on("error", () => undefined); // the server may reset instead of closing; either way it is done
     stream.resume(); // the server sends nothing, but "close" needs the end of the stream read
-    stream.end(cancelRequest(opts.backendKey.pid, opts.backendKey.secret));
+    stream.end(serializeCancelRequest(opts.backendKey.pid, opts.backendKey.secret));
     await closed;
   });
 }
