@@ -43,10 +43,6 @@ describe("RowMasker on DataRows", () => {
     assert.equal(values[2]!.toString(), "card [masked:card]");
     assert.equal(values[3], null, "a binary int4 of a masked column cannot hold a placeholder");
     assert.equal(values[4], null);
-    assert.deepEqual(
-      rows.mask(decodeDataRow(body))?.map((v) => v?.toString() ?? null),
-      values.map((v) => v?.toString() ?? null),
-    );
   });
 
   it("returns undefined (forward as is) when nothing matched", () => {

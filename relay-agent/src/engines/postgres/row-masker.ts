@@ -44,25 +44,10 @@ export class RowMasker {
     this.active = this.actions.some((a) => a !== Action.Keep);
   }
 
-  /** The masked values, or undefined when no value changed. Never lets a value through unmasked on error. */
-  mask(values: (Buffer | null)[]): (Buffer | null)[] | undefined {
-    let out: (Buffer | null)[] | undefined;
-    const n = Math.min(values.length, this.actions.length);
-    for (let i = 0; i < n; i++) {
-      const v = values[i];
-      const action = this.actions[i]!;
-      if (v === null || v === undefined || action === Action.Keep) continue;
-      const next = action === Action.Null ? null : this.maskOne(v, action, this.fields[i]!);
-      if (next === v) continue;
-      out ??= values.slice();
-      out[i] = next;
-    }
-    return out;
-  }
-
   /**
-   * The same on a DataRow's body, rewriting only the masked values: a new DataRow message, or
-   * undefined when no value changed (the target's message is forwarded as it came).
+   * Mask a DataRow's body, rewriting only the masked values: a new DataRow message, or undefined
+   * when no value changed (the target's message is forwarded as it came). A value that runs past
+   * the message throws rather than pass unmasked.
    */
   maskRow(body: Buffer): Buffer | undefined {
     const n = body.readUInt16BE(0);
