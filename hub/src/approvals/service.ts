@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { VigilError } from "../../../lib/errors.js";
 import type { Logger } from "../../../lib/log.js";
-import { accessRuleFor, type PolicyConnection } from "../../../lib/policy/compile.js";
+import { accessRuleFor, type Approvers, type PolicyConnection } from "../../../lib/policy/compile.js";
 import { globsToRegExp } from "../../../lib/policy/glob.js";
 import type { Identity } from "../identity/identity.js";
 import type { PolicyStore } from "../policy/store.js";
@@ -43,19 +43,43 @@ export class ApprovalService extends EventEmitter<{ change: [ApprovalRecord]; gr
         `policy ${rule.policy} allows access for at most ${Math.round(rule.maxDurationMs / 60000)}m`,
       );
     }
+    return this.create(
+      who,
+      { kind: "access", connection: connection.name, policy: rule.policy, reason, durationMs },
+      rule.approvers,
+    );
+  }
+
+  /**
+   * A relay holds a command that met a `review` rule: record it for the rule's approvers. Who and
+   * where come from the hub's own record of the session, never from the relay.
+   */
+  async requestCommand(
+    who: Identity,
+    connection: string,
+    sessionId: string,
+    rule: { id: string; approvers: Approvers },
+    command: string,
+  ): Promise<ApprovalRecord> {
+    return this.create(who, { kind: "command", connection, policy: rule.id, command, sessionId }, rule.approvers);
+  }
+
+  /** Store a new pending request for `approvers`, with its decision deadline, and audit it. */
+  private async create(
+    who: Identity,
+    request: Pick<ApprovalRecord, "kind" | "connection" | "policy"> &
+      Partial<Pick<ApprovalRecord, "reason" | "durationMs" | "command" | "sessionId">>,
+    approvers: Approvers,
+  ): Promise<ApprovalRecord> {
     const now = Date.now();
     const rec: ApprovalRecord = {
       id: randomUUID(),
-      kind: "access",
       status: "pending",
       requester: { subject: who.subject, groups: [...who.groups] },
-      connection: connection.name,
-      policy: rule.policy,
-      reason,
-      durationMs,
-      approvers: { groups: rule.approvers.groups, count: rule.approvers.count },
+      ...request,
+      approvers: { groups: [...approvers.groups], count: approvers.count },
       createdAt: new Date(now).toISOString(),
-      expiresAt: new Date(now + rule.approvers.timeoutMs).toISOString(),
+      expiresAt: new Date(now + approvers.timeoutMs).toISOString(),
       decisions: [],
     };
     await this.store.create(rec);
@@ -68,40 +92,6 @@ export class ApprovalService extends EventEmitter<{ change: [ApprovalRecord]; gr
         connection: rec.connection,
         policy: rec.policy,
       },
-      "approval requested",
-    );
-    return rec;
-  }
-
-  /**
-   * A relay holds a command that met a `review` rule: record it for the rule's approvers. Who and
-   * where come from the hub's own record of the session, never from the relay.
-   */
-  async requestCommand(
-    who: Identity,
-    connection: string,
-    sessionId: string,
-    rule: { id: string; approvers: { groups: string[]; count: number; timeoutMs: number } },
-    command: string,
-  ): Promise<ApprovalRecord> {
-    const now = Date.now();
-    const rec: ApprovalRecord = {
-      id: randomUUID(),
-      kind: "command",
-      status: "pending",
-      requester: { subject: who.subject, groups: [...who.groups] },
-      connection,
-      policy: rule.id,
-      command,
-      sessionId,
-      approvers: { groups: [...rule.approvers.groups], count: rule.approvers.count },
-      createdAt: new Date(now).toISOString(),
-      expiresAt: new Date(now + rule.approvers.timeoutMs).toISOString(),
-      decisions: [],
-    };
-    await this.store.create(rec);
-    this.log.info(
-      { audit: "approval.requested", id: rec.id, kind: rec.kind, requester: who.subject, connection, rule: rule.id },
       "approval requested",
     );
     return rec;
