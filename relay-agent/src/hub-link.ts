@@ -57,6 +57,11 @@ export class HubLink {
     private readonly log: Logger,
   ) {}
 
+  /** The hub this link is welcomed by, once it is. */
+  get hub(): string | undefined {
+    return this.hubId;
+  }
+
   /** Runs until stop(); each turn is one Control stream. */
   async run(): Promise<void> {
     let attempt = 0;

@@ -23,7 +23,7 @@ import type { ApprovalOutcome, EngineSession } from "./engines/engine.js";
 import { engineFor, SUPPORTED_TYPES } from "./engines/index.js";
 import { resolveHubs, type HubAddress } from "./hub-discovery.js";
 import { EnrollmentRejected, HubLink, type LinkOwner } from "./hub-link.js";
-import { FileRecorder, type Recorder, type SessionRecording } from "./recording/recorder.js";
+import { FileSink, Recorder, type EventSink, type SessionRecording } from "./recording/recorder.js";
 import { SessionPolicy } from "./session-policy.js";
 
 export { EnrollmentRejected } from "./hub-link.js";
@@ -43,7 +43,12 @@ export interface Relay {
 /** How often hub names are resolved again, to follow replicas that come and go. */
 const REDISCOVER_MS = 30_000;
 
-export async function startRelay(config: Config, log: Logger): Promise<Relay> {
+export interface RelayOptions {
+  /** Where recordings go; by default files under the data dir (a relay with no NATS to ship to). */
+  sink?: EventSink;
+}
+
+export async function startRelay(config: Config, log: Logger, options: RelayOptions = {}): Promise<Relay> {
   const rc = config.relay;
   if (!rc) throw new Error("config: relay section is required to run a relay");
   const id = rc.id ?? hostname();
@@ -59,7 +64,7 @@ export async function startRelay(config: Config, log: Logger): Promise<Relay> {
     key,
     token,
     checkConnections(rc.connections),
-    new FileRecorder(join(dataDir(config), "recordings")),
+    new Recorder(options.sink ?? new FileSink(join(dataDir(config), "recordings")), key.privateKey),
     log.child({ relay: id, segment: rc.segment }),
   );
   return agent.start();
@@ -284,13 +289,19 @@ class RelayAgent implements LinkOwner {
       return fail(e.code, e.message);
     }
     recording.record({
-      type: "session_start",
-      connection: connection.name,
-      connectionType: connection.type,
-      user: identity.subject,
-      groups: identity.groups,
-      clientAddress: req.clientAddress,
-      params: req.params,
+      $case: "sessionStart",
+      value: {
+        connection: connection.name,
+        connectionType: connection.type,
+        segment: this.rc.segment,
+        relayId: this.id,
+        hubId: link.hub ?? "",
+        user: identity.subject,
+        groups: identity.groups,
+        clientAddress: req.clientAddress,
+        params: Object.entries(req.params).map(([key, value]) => ({ key, value })),
+        target: connection.target,
+      },
     });
     let endError: string | undefined;
     const running: RunningSession = { policy, approvals: new Map(), log };
@@ -338,8 +349,7 @@ class RelayAgent implements LinkOwner {
         tunnel.destroy(err as Error);
       }
     } finally {
-      recording.record({ type: "session_end", ...(endError ? { error: endError } : {}) });
-      void recording.end();
+      void recording.end({ error: endError ?? "" });
       this.running.delete(req.sessionId);
       // A held command whose session is gone never runs.
       for (const p of running.approvals.values()) {
@@ -365,6 +375,7 @@ class RelayAgent implements LinkOwner {
     clearInterval(this.refreshTimer);
     for (const { link } of this.links.values()) link.stop();
     await Promise.allSettled([...this.links.values()].map((l) => l.done));
+    await this.recorder.close();
     this.finish();
   }
 }

@@ -1,3 +1,5 @@
+import { RecordingEvent } from "../../lib/recording/chain.js";
+import { eventView, type EventView } from "../../lib/recording/view.js";
 import { readdirSync, readFileSync } from "node:fs";
 import { connect as netConnect } from "node:net";
 import { join } from "node:path";
@@ -63,8 +65,8 @@ export function relayCredentials() {
   return { user: s.user, password: s.password, sslmode: "disable" };
 }
 
-/** Every event of the relay's recordings, newest session last. */
-export function recordings(relayDataDir: string): Record<string, unknown>[] {
+/** Every event a relay kept on its own disk (it has no NATS to ship to), as `eventView` shows them. */
+export function recordings(relayDataDir: string): EventView[] {
   const dir = join(relayDataDir, "recordings");
   return readdirSync(dir)
     .filter((f) => f.endsWith(".ndjson"))
@@ -72,7 +74,7 @@ export function recordings(relayDataDir: string): Record<string, unknown>[] {
       readFileSync(join(dir, f), "utf8")
         .split("\n")
         .filter(Boolean)
-        .map((l) => JSON.parse(l) as Record<string, unknown>),
+        .map((l) => eventView(RecordingEvent.fromJSON(JSON.parse(l)))),
     );
 }
 

@@ -1,71 +1,74 @@
+import type { KeyObject } from "node:crypto";
 import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
 import { join } from "node:path";
+import type { SessionEnd } from "../../../proto/gen/vigil/v1/recording.js";
 import { VigilError } from "../../../lib/errors.js";
+import { EventChain, RecordingEvent, type EventBody } from "../../../lib/recording/chain.js";
+
+export type { EventBody } from "../../../lib/recording/chain.js";
 
 /**
- * What protocol engines tell the recording about a session, in order. Values are already masked
- * for the record by the engine (record masks), so a sink never sees what policy hides.
+ * Where a relay's recorded events go: JetStream (with a spool on disk while NATS is away), the
+ * hub's store in the same process (`vigil up`), or files on the relay's disk.
  */
-export type RecordingEvent =
-  | {
-      type: "session_start";
-      connection: string;
-      connectionType: string;
-      user: string;
-      groups: string[];
-      clientAddress: string;
-      params: Record<string, string>;
-    }
-  | {
-      type: "command";
-      /** Per-session sequence of the command, shared by its decision, approval and result events. */
-      command: number;
-      text: string;
-      /** Statement kinds and tables, as the parser saw them. */
-      kinds: string[];
-      tablesRead: string[];
-      tablesWritten: string[];
-      /** Parameters of an extended-protocol execution, masked; binary ones as "<binary N bytes>". */
-      params?: (string | null)[];
-      decision: "allow" | "deny" | "review";
-      rule?: string;
-      reason?: string;
-    }
-  | {
-      type: "approval";
-      command: number;
-      approvalId: string;
-      status: "pending" | "approved" | "denied" | "expired" | "error";
-      decisions?: { by: string; verdict: string; reason: string; at: string }[];
-      message?: string;
-    }
-  | {
-      type: "result";
-      command: number;
-      /** Command tag (e.g. "SELECT 3", "DELETE 0"), or absent when the statement failed. */
-      tag?: string;
-      rows: number;
-      /** SHA-256 (hex) over the DataRow bodies as the target sent them: a replay proves identical results. */
-      digest?: string;
-      /** The first rows, masked by the record masks. */
-      sample?: (string | null)[][];
-      columns?: string[];
-      error?: { code: string; message: string };
-      durationMs: number;
-    }
-  | { type: "session_end"; error?: string };
+export interface EventSink {
+  /** Resolves when a new session's events can be kept; rejects when they cannot (fail closed). */
+  ready(sessionId: string): Promise<void>;
+  /** Queue one event. Never blocks the data path, never throws. */
+  write(event: RecordingEvent): void;
+  /** False once events can no longer be kept: engines then refuse commands. */
+  ok(): boolean;
+  /** Resolves when everything written so far for the session is stored (acked, spooled or on disk). */
+  flush(sessionId: string): Promise<void>;
+  close(): Promise<void>;
+}
 
 /** Receives one session's events. Calls never block the data path and never throw. */
 export interface SessionRecording {
-  record(event: RecordingEvent): void;
+  /** Record one event; it gets the next seq, the time and its place in the hash chain. */
+  record(body: EventBody): void;
   /** False once events can no longer be kept: engines then refuse commands (fail closed). */
   ok(): boolean;
-  end(): Promise<void>;
+  /** Record the signed session_end (with the count of commands) and wait until the sink holds every event. */
+  end(end: Pick<SessionEnd, "error">): Promise<void>;
 }
 
-export interface Recorder {
+/**
+ * Builds each session's hash chain and hands the events to a sink. The last event (session_end) is
+ * signed with the relay's enrolled key, so the hub can prove later that nothing was changed.
+ */
+export class Recorder {
+  constructor(
+    private readonly sink: EventSink,
+    private readonly key: KeyObject,
+  ) {}
+
   /** Rejects when the session cannot be recorded: the session does not start. */
-  open(sessionId: string): Promise<SessionRecording>;
+  async open(sessionId: string): Promise<SessionRecording> {
+    await this.sink.ready(sessionId);
+    const chain = new EventChain(sessionId);
+    const sink = this.sink;
+    let ended = false;
+    let commands = 0;
+    return {
+      ok: () => sink.ok(),
+      record: (body) => {
+        if (ended) return;
+        if (body.$case === "command") commands++;
+        sink.write(chain.append(body));
+      },
+      end: async (end) => {
+        if (ended) return;
+        ended = true;
+        sink.write(chain.seal({ $case: "sessionEnd", value: { ...end, commands } }, this.key));
+        await sink.flush(sessionId);
+      },
+    };
+  }
+
+  close(): Promise<void> {
+    return this.sink.close();
+  }
 }
 
 /** How long events wait to be written together: one write per burst, not one per event. */
@@ -73,16 +76,19 @@ const FLUSH_MS = 5;
 const FLUSH_BYTES = 64 * 1024;
 
 /**
- * NDJSON per session under a directory: `<dir>/<session>.ndjson`, one event per line with its
- * sequence number and time (ms since the epoch). Lines are gathered and written in one go every few
- * milliseconds; nothing on the data path waits for the disk.
+ * A relay with no NATS to ship to keeps each session's events on its own disk, as NDJSON (one
+ * proto3-JSON RecordingEvent per line) in `<dir>/<session>.ndjson`. Lines are gathered and written
+ * in one go every few milliseconds; nothing on the data path waits for the disk.
  */
-export class FileRecorder implements Recorder {
+export class FileSink implements EventSink {
+  private readonly files = new Map<string, SessionFile>();
+  private failed: Error | undefined;
+
   constructor(private readonly dir: string) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   }
 
-  async open(sessionId: string): Promise<SessionRecording> {
+  async ready(sessionId: string): Promise<void> {
     const out: WriteStream = createWriteStream(join(this.dir, `${sessionId}.ndjson`), { flags: "a", mode: 0o600 });
     await new Promise<void>((resolve, reject) => {
       out.once("ready", () => (out.off("error", reject), resolve()));
@@ -90,36 +96,51 @@ export class FileRecorder implements Recorder {
         reject(new VigilError("recording_unavailable", `the session cannot be recorded: ${err.message}`)),
       );
     });
-    let seq = 0;
-    let failed: Error | undefined;
-    let lines: string[] = [];
-    let bytes = 0;
-    let timer: NodeJS.Timeout | undefined;
-    out.on("error", (err) => (failed ??= err));
-    const flush = () => {
-      clearTimeout(timer);
-      timer = undefined;
-      if (lines.length === 0 || failed) return;
-      out.write(lines.join(""));
-      lines = [];
-      bytes = 0;
-    };
-    return {
-      ok: () => !failed,
-      record: (event) => {
-        if (failed) return;
-        const line = JSON.stringify({ session: sessionId, seq: seq++, at: Date.now(), ...event }) + "\n";
-        lines.push(line);
-        bytes += line.length;
-        if (bytes >= FLUSH_BYTES) flush();
-        else timer ??= setTimeout(flush, FLUSH_MS);
-      },
-      end: () =>
-        new Promise<void>((resolve) => {
-          flush();
-          if (failed) return resolve();
-          out.end(() => resolve());
-        }),
-    };
+    const file: SessionFile = { out, lines: [], bytes: 0 };
+    out.on("error", (err) => (this.failed ??= err));
+    this.files.set(sessionId, file);
   }
+
+  ok(): boolean {
+    return !this.failed;
+  }
+
+  write(event: RecordingEvent): void {
+    const file = this.files.get(event.sessionId);
+    if (!file || this.failed) return;
+    const line = JSON.stringify(RecordingEvent.toJSON(event)) + "\n";
+    file.lines.push(line);
+    file.bytes += line.length;
+    if (file.bytes >= FLUSH_BYTES) this.writeOut(file);
+    else file.timer ??= setTimeout(() => this.writeOut(file), FLUSH_MS);
+  }
+
+  async flush(sessionId: string): Promise<void> {
+    const file = this.files.get(sessionId);
+    if (!file) return;
+    this.files.delete(sessionId);
+    this.writeOut(file);
+    if (this.failed) return;
+    await new Promise<void>((resolve) => file.out.end(() => resolve()));
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.files.keys()].map((id) => this.flush(id)));
+  }
+
+  private writeOut(file: SessionFile): void {
+    clearTimeout(file.timer);
+    file.timer = undefined;
+    if (file.lines.length === 0 || this.failed) return;
+    file.out.write(file.lines.join(""));
+    file.lines = [];
+    file.bytes = 0;
+  }
+}
+
+interface SessionFile {
+  out: WriteStream;
+  lines: string[];
+  bytes: number;
+  timer?: NodeJS.Timeout;
 }

@@ -19,6 +19,7 @@ import {
 } from "../../../../lib/pgwire/backend.js";
 import { PgProtocolError } from "../../../../lib/pgwire/errors.js";
 import { FrontendReader, serializeDescribe, type FrontendMessage } from "../../../../lib/pgwire/frontend.js";
+import { Decision as RecordedDecision, type Result, type Value } from "../../../../proto/gen/vigil/v1/recording.js";
 import type { SessionRecording } from "../../recording/recorder.js";
 import type { SessionContext } from "../engine.js";
 import { MaskerCache, RowMasker } from "./row-masker.js";
@@ -355,7 +356,10 @@ export class PgSession {
   ): Promise<void> {
     const text = this.recordText(command.text, decision.masks);
     const outcome = await this.ctx.requestApproval({ rule: decision.rule, command: text }, (approvalId) => {
-      this.recording.record({ type: "approval", command: seq, approvalId, status: "pending" });
+      this.recording.record({
+        $case: "approval",
+        value: { command: seq, approvalId, status: "pending", decisions: [], message: "" },
+      });
       this.inject(() =>
         noticeResponse({
           severity: "NOTICE",
@@ -366,12 +370,14 @@ export class PgSession {
       this.flushClient();
     });
     this.recording.record({
-      type: "approval",
-      command: seq,
-      approvalId: outcome.approvalId,
-      status: outcome.status,
-      decisions: outcome.decisions,
-      ...(outcome.message ? { message: outcome.message } : {}),
+      $case: "approval",
+      value: {
+        command: seq,
+        approvalId: outcome.approvalId,
+        status: outcome.status,
+        decisions: outcome.decisions,
+        message: outcome.message ?? "",
+      },
     });
     if (outcome.status === "approved") {
       const by = outcome.decisions.filter((d) => d.verdict === "approve").map((d) => d.by);
@@ -398,13 +404,7 @@ export class PgSession {
   private refuse(message: string, seq: number | undefined, extended: boolean, code = DENIED): undefined {
     const error = errorResponse({ severity: "ERROR", code, message: `Vigil: ${message}` });
     if (seq !== undefined) {
-      this.recording.record({
-        type: "result",
-        command: seq,
-        rows: 0,
-        error: { code: DENIED, message },
-        durationMs: 0,
-      });
+      this.recording.record({ $case: "result", value: resultEvent(seq, { error: { code: DENIED, message } }) });
     }
     if (extended) {
       this.discarding = true;
@@ -619,15 +619,16 @@ export class PgSession {
   ): void {
     const r = head.result;
     this.recording.record({
-      type: "result",
-      command: head.seq,
-      ...(tag !== undefined ? { tag } : {}),
-      rows: r.rows,
-      ...(r.digest ? { digest: r.digest.digest("hex") } : {}),
-      ...(r.columns ? { columns: r.columns } : {}),
-      ...(r.sample ? { sample: r.sample } : {}),
-      ...(error ? { error } : {}),
-      durationMs: Math.round((performance.now() - head.started) * 1000) / 1000,
+      $case: "result",
+      value: resultEvent(head.seq, {
+        tag: tag ?? "",
+        rows: BigInt(r.rows),
+        digest: r.digest ? r.digest.digest("hex") : "",
+        columns: r.columns ?? [],
+        sample: r.sample ? r.sample.map((row) => ({ values: row.map(toValue) })) : [],
+        error,
+        durationUs: BigInt(Math.round((performance.now() - head.started) * 1000)),
+      }),
     });
     // A query string may hold several statements: each gets its own result set.
     head.result = { rows: 0 };
@@ -641,16 +642,19 @@ export class PgSession {
     const masks = decision.effect === "deny" ? undefined : decision.masks;
     const all = allStatements(command.statements);
     this.recording.record({
-      type: "command",
-      command: seq,
-      text: this.recordText(command.text, masks),
-      kinds: [...new Set(all.map((s) => s.kind))],
-      tablesRead: [...new Set(all.flatMap((s) => s.tablesRead))],
-      tablesWritten: [...new Set(all.flatMap((s) => s.tablesWritten))],
-      ...(portal ? { params: portal.params.map((p, i) => this.recordParam(p, portal.paramFormats, i, masks)) } : {}),
-      decision: decision.effect,
-      ...(decision.rule ? { rule: decision.rule } : {}),
-      ...(decision.effect === "deny" ? { reason: decision.reason } : {}),
+      $case: "command",
+      value: {
+        command: seq,
+        text: this.recordText(command.text, masks),
+        source: "sql",
+        kinds: [...new Set(all.map((s) => s.kind))],
+        tablesRead: [...new Set(all.flatMap((s) => s.tablesRead))],
+        tablesWritten: [...new Set(all.flatMap((s) => s.tablesWritten))],
+        params: portal ? portal.params.map((p, i) => toValue(this.recordParam(p, portal.paramFormats, i, masks))) : [],
+        decision: DECISIONS[decision.effect],
+        rule: decision.rule ?? "",
+        reason: decision.effect === "deny" ? decision.reason : "",
+      },
     });
   }
 
@@ -669,6 +673,30 @@ export class PgSession {
     if (format === 1) return `<binary ${p.length} bytes>`;
     return this.recordText(clip(p), masks);
   }
+}
+
+const DECISIONS = {
+  allow: RecordedDecision.DECISION_ALLOW,
+  deny: RecordedDecision.DECISION_DENY,
+  review: RecordedDecision.DECISION_REVIEW,
+} as const;
+
+const toValue = (v: string | null): Value => (v === null ? {} : { text: v });
+
+/** A result event with every field not given left empty. */
+function resultEvent(command: number, fields: Partial<Result>): Result {
+  return {
+    command,
+    tag: "",
+    rows: 0n,
+    bytes: 0n,
+    durationUs: 0n,
+    digest: "",
+    columns: [],
+    sample: [],
+    error: undefined,
+    ...fields,
+  };
 }
 
 function allStatements(list: SqlCommand["statements"]): SqlCommand["statements"] {
