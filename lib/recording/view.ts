@@ -26,7 +26,7 @@ export function eventView(ev: RecordingEvent): EventView {
     time: new Date(Math.floor(us / 1000)).toISOString(),
     timeUs: us,
     type: ev.body ? typeName(ev.body.$case) : "unknown",
-    ...(ev.body ? bodyFields(ev.body) : {}),
+    ...(ev.body ? withoutEmpty(bodyFields(ev.body)) : {}),
     hash: ev.hash.toString("hex"),
   };
   if (ev.signature.length > 0) view.signature = ev.signature.toString("base64");
@@ -47,6 +47,14 @@ const STREAM_NAMES: Record<number, string> = {
 
 export function decisionName(d: Decision): string {
   return DECISION_NAMES[d] ?? "unknown";
+}
+
+/** Proto3 has no "absent" for strings and lists: empty ones are left out of the view. */
+function withoutEmpty(fields: Record<string, unknown>): Record<string, unknown> {
+  for (const [k, v] of Object.entries(fields)) {
+    if (v === "" || v === undefined || (Array.isArray(v) && v.length === 0)) delete fields[k];
+  }
+  return fields;
 }
 
 const value = (v: Value): string | null => v.text ?? null;
