@@ -161,6 +161,25 @@ const Relay = Type.Object(
   closed,
 );
 
+/**
+ * What a relay does with recordings while NATS is away: spool them to disk (bounded), and when even
+ * that fails either stop recorded sessions (`block`, fail closed) or keep going and count the loss.
+ */
+const Recording = Type.Object(
+  {
+    onFailure: Type.Enum(["block", "continue"] as const, { default: "block" }),
+    spool: Type.Object(
+      {
+        /** Default: <data dir>/spool. */
+        dir: Type.Optional(NonEmpty()),
+        maxBytes: Type.Integer({ minimum: 1, default: 1073741824 }),
+      },
+      { ...closed, default: {} },
+    ),
+  },
+  { ...closed, default: {} },
+);
+
 const Log = Type.Object({ level: Type.Enum(LOG_LEVELS, { default: "info" }) }, { ...closed, default: {} });
 
 export const ConfigSchema = Type.Object(
@@ -174,6 +193,7 @@ export const ConfigSchema = Type.Object(
     hub: Hub,
     approvals: Approvals,
     relay: Type.Optional(Relay),
+    recording: Recording,
     log: Log,
   },
   closed,
@@ -183,4 +203,5 @@ export type Config = Static<typeof ConfigSchema>;
 export type Connection = Static<typeof ConnectionSchema>;
 export type RelayConfig = NonNullable<Config["relay"]>;
 export type StorageConfig = Config["storage"];
+export type RecordingConfig = Config["recording"];
 export type OidcConfig = Config["identity"]["oidc"][number];
