@@ -19,6 +19,7 @@ const DEFAULTS: Config = {
   policies: ["policies/*.yaml"],
   hub: { heartbeatMs: 5000, tunnelOpenTimeoutMs: 10000, postgres: { allowPlaintext: false } },
   approvals: {},
+  recording: { onFailure: "block", spool: { maxBytes: 1073741824 } },
   log: { level: "info" },
 };
 
