@@ -21,6 +21,18 @@ export interface EventSink {
   /** Resolves when everything written so far for the session is stored (acked, spooled or on disk). */
   flush(sessionId: string): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Events of the session the sink had to drop, once it can keep events again (and then only once),
+   * so the recorder can put the gap on record. Optional: sinks that never drop events leave it out.
+   */
+  takeLoss?(sessionId: string): EventLoss | undefined;
+}
+
+/** A run of a session's events that a sink could not keep. */
+export interface EventLoss {
+  events: number;
+  firstSeq: bigint;
+  lastSeq: bigint;
 }
 
 /** Receives one session's events. Calls never block the data path and never throw. */
@@ -50,16 +62,25 @@ export class Recorder {
     const sink = this.sink;
     let ended = false;
     let commands = 0;
+    // A gap the sink reports goes on record before the next event: the chain says what is missing.
+    const recordLoss = (): void => {
+      const loss = sink.takeLoss?.(sessionId);
+      if (!loss) return;
+      const message = `${loss.events} recorded events (seq ${loss.firstSeq}-${loss.lastSeq}) were lost: recording storage was unavailable`;
+      sink.write(chain.append({ $case: "error", value: { code: "recording_gap", message } }));
+    };
     return {
       ok: () => sink.ok(),
       record: (body) => {
         if (ended) return;
         if (body.$case === "command") commands++;
+        recordLoss();
         sink.write(chain.append(body));
       },
       end: async (end) => {
         if (ended) return;
         ended = true;
+        recordLoss();
         sink.write(chain.seal({ $case: "sessionEnd", value: { ...end, commands } }, this.key));
         await sink.flush(sessionId);
       },
