@@ -23,6 +23,7 @@ import type { ApprovalOutcome, EngineSession } from "./engines/engine.js";
 import { engineFor, SUPPORTED_TYPES } from "./engines/index.js";
 import { resolveHubs, type HubAddress } from "./hub-discovery.js";
 import { EnrollmentRejected, HubLink, type LinkOwner } from "./hub-link.js";
+import { JetStreamSink } from "./recording/jetstream.js";
 import { FileSink, Recorder, type EventSink, type SessionRecording } from "./recording/recorder.js";
 import { SessionPolicy } from "./session-policy.js";
 
@@ -44,7 +45,7 @@ export interface Relay {
 const REDISCOVER_MS = 30_000;
 
 export interface RelayOptions {
-  /** Where recordings go; by default files under the data dir (a relay with no NATS to ship to). */
+  /** Where recordings go; by default JetStream when storage.nats is set, else files under the data dir. */
   sink?: EventSink;
 }
 
@@ -64,10 +65,31 @@ export async function startRelay(config: Config, log: Logger, options: RelayOpti
     key,
     token,
     checkConnections(rc.connections),
-    new Recorder(options.sink ?? new FileSink(join(dataDir(config), "recordings")), key.privateKey),
+    new Recorder(options.sink ?? recordingSink(config, id, log), key.privateKey),
     log.child({ relay: id, segment: rc.segment }),
   );
   return agent.start();
+}
+
+/** JetStream (spooling to disk while NATS is away) when there is a NATS to ship to, else the relay's disk. */
+function recordingSink(config: Config, relayId: string, log: Logger): EventSink {
+  const nats = config.storage.nats;
+  if (!nats) {
+    const dir = join(dataDir(config), "recordings");
+    log.warn({ dir }, "no storage.nats configured: recordings stay on this relay's disk and are not searchable");
+    return new FileSink(dir);
+  }
+  const { onFailure, spool } = config.recording;
+  return new JetStreamSink({
+    servers: nats.url,
+    name: `vigil-relay-${relayId}`,
+    segment: config.relay!.segment,
+    spool: { dir: spool.dir ?? join(dataDir(config), "spool"), maxBytes: spool.maxBytes },
+    onFailure,
+    log,
+    // Engines refuse commands once the sink is not ok(); running sessions are not ended here yet.
+    onUnavailable: (err) => log.error({ code: err.code }, err.message),
+  });
 }
 
 function checkTransport(rc: RelayConfig, hub: string): void {
