@@ -1,0 +1,33 @@
+/**
+ * The one seam between Vigil and ClickHouse. Every statement the recording store runs goes through
+ * this interface, so the same SQL runs on a ClickHouse server (`@clickhouse/client`, see
+ * clickhouse.ts) and on chDB, ClickHouse embedded in this process (chdb.ts).
+ *
+ * Values never enter SQL text: statements name them as `{name:Type}` and pass them in `params`,
+ * and ClickHouse binds them on its side.
+ */
+export interface Executor {
+  /** Run a SELECT; rows come back as JSON objects (JSONEachRow). */
+  query<T = Record<string, unknown>>(sql: string, params?: Record<string, unknown>): Promise<T[]>;
+  /** Run a statement whose output is not needed (DDL, ALTER, INSERT … SELECT). */
+  exec(sql: string, params?: Record<string, unknown>): Promise<void>;
+  /**
+   * Insert rows as JSONEachRow. Every row has the keys of the first row; keys may name EPHEMERAL
+   * columns, from which DEFAULT columns are computed (so the column list is always sent).
+   */
+  insert(table: string, rows: readonly Record<string, unknown>[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Rows as one JSONEachRow payload: one JSON object a line. */
+export function toJsonEachRow(rows: readonly Record<string, unknown>[]): string {
+  let out = "";
+  for (const row of rows) out += JSON.stringify(row) + "\n";
+  return out;
+}
+
+/** The column list of an insert: the first row's keys. */
+export function insertColumns(rows: readonly Record<string, unknown>[]): string[] {
+  const first = rows[0];
+  return first ? Object.keys(first) : [];
+}
