@@ -1,10 +1,11 @@
 import { performance } from "node:perf_hooks";
-import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { VigilError } from "../../../lib/errors.js";
 import type { Logger } from "../../../lib/log.js";
 import { RecordingEvent } from "../../../lib/recording/chain.js";
 import { ensureRecordingStreams, messageId, RECORDING_STREAM, recordingSubject } from "../../../lib/recording/nats.js";
+import { AckedPublisher } from "./publisher.js";
 import type { EventLoss, EventSink } from "./recorder.js";
 import { Spool, type SpoolCursor, type SpoolRecord } from "./spool.js";
 
@@ -29,8 +30,8 @@ export interface JetStreamSinkOptions {
   retryMs?: number;
   /** Events held in memory while NATS is slow before they go to the spool (default 100000). */
   maxQueued?: number;
-  /** Each direct publish's time from write() to its ack (benchmarks). */
-  onAck?: (latencyMs: number) => void;
+  /** Each direct publish's time from publish to ack, and from write() to ack (benchmarks). */
+  onAck?: (ackMs: number, sinceWriteMs: number) => void;
 }
 
 /** One event on its way to JetStream. */
@@ -44,6 +45,7 @@ interface Outgoing {
   /** Where it lies in the spool, when it came from there. */
   record?: SpoolRecord;
   written: number;
+  sent: number;
   issued: number;
   done: boolean;
 }
@@ -75,7 +77,7 @@ interface SessionState {
 export class JetStreamSink implements EventSink {
   private mode: "direct" | "spool" = "spool";
   private nc: NatsConnection | undefined;
-  private js: JetStreamClient | undefined;
+  private publisher: AckedPublisher | undefined;
   private jsm: JetStreamManager | undefined;
   private connected = false;
   /** Streams checked since the last (re)connect or failure; no publish before. */
@@ -95,6 +97,7 @@ export class JetStreamSink implements EventSink {
   private reading = false;
   /** The pump wanted more while a read was running. */
   private readAgain = false;
+  private releasedSegment = 0;
   /** Bumped on every rewind so a read that started before it is thrown away. */
   private drainEpoch = 0;
   /** Per drain pass: the last seq the stream already holds for a session. */
@@ -180,6 +183,7 @@ export class JetStreamSink implements EventSink {
       seq: event.seq,
       session: s,
       written: performance.now(),
+      sent: 0,
       issued: 0,
       done: false,
     };
@@ -229,13 +233,14 @@ export class JetStreamSink implements EventSink {
         });
         if (this.closed) return void (await nc.close());
         this.nc = nc;
-        this.js = jetstream(nc, { timeout: this.publishTimeoutMs });
         this.jsm = await jetstreamManager(nc, { timeout: this.publishTimeoutMs });
+        this.publisher = new AckedPublisher(nc, this.publishTimeoutMs);
         this.connected = true;
         warned = false;
         this.log.info({ servers: this.options.servers }, "recordings go to NATS");
         this.retry(0);
         await nc.closed();
+        this.publisher.close();
         this.connected = false;
         this.streamsReady = false;
         if (this.closed) return;
@@ -280,37 +285,38 @@ export class JetStreamSink implements EventSink {
     }
     if (!this.connected || !this.streamsReady || this.retryTimer || this.closed) return;
     if (this.mode === "direct") {
-      while (this.inflight < this.window && this.queue.length > 0) this.issue(this.queue.shift()!);
+      while (this.inflight < this.window && this.queue.length > 0 && !this.fence) this.issue(this.queue.shift()!);
       return;
     }
-    while (this.inflight < this.window && this.drainBuf.length > 0) {
+    while (this.inflight < this.window && this.drainBuf.length > 0 && !this.fence) {
       const out = this.drainBuf.shift()!;
       this.drainIssued.push(out);
       this.issue(out);
     }
-    if (this.drainBuf.length === 0) void this.refill();
+    if (this.drainBuf.length === 0 && !this.fence) void this.refill();
   }
 
   private issue(out: Outgoing): void {
     this.inflight++;
     out.issued = ++this.issuedCount;
-    this.js!.publish(out.subject, out.data, { msgID: out.msgId, timeout: this.publishTimeoutMs }).then(
-      () => {
-        this.inflight--;
-        out.done = true;
-        if (out.session) {
-          this.options.onAck?.(performance.now() - out.written);
-          this.settled(out.session);
-        } else this.released();
-        this.pump();
-      },
-      (err: Error) => {
-        this.inflight--;
+    if (this.options.onAck) out.sent = performance.now();
+    this.publisher!.publish(out.subject, out.data, out.msgId, (err) => {
+      this.inflight--;
+      if (err) {
         this.failed.push(out);
         if (!this.fence) this.startFence(`publish failed: ${err.message}`);
-        this.pump();
-      },
-    );
+      } else {
+        out.done = true;
+        if (out.session) {
+          if (this.options.onAck) {
+            const now = performance.now();
+            this.options.onAck(now - out.sent, now - out.written);
+          }
+          this.settled(out.session);
+        } else this.released();
+      }
+      this.pump();
+    });
   }
 
   private startFence(reason: string): void {
@@ -370,6 +376,7 @@ export class JetStreamSink implements EventSink {
           seq: event.seq,
           record,
           written: 0,
+          sent: 0,
           issued: 0,
           done: false,
         };
@@ -409,7 +416,9 @@ export class JetStreamSink implements EventSink {
   private released(): void {
     let upTo: SpoolCursor | undefined;
     while (this.drainIssued.peek()?.done) upTo = this.drainIssued.shift()!.record!.next;
-    if (!upTo) return;
+    // Only a move into a later segment can free a file.
+    if (!upTo || upTo.segment === this.releasedSegment) return;
+    this.releasedSegment = upTo.segment;
     void this.spool.release(upTo).catch((err: Error) => this.log.warn({ err: err.message }, "spool cleanup failed"));
     this.available();
   }
