@@ -218,11 +218,12 @@ describe("JetStreamSink (real nats-server)", function () {
   });
 
   it("a relay restarted with a non-empty spool drains it", async () => {
-    await nats.kill();
     const sessions = new Sessions(3);
     const first = open();
-    for (let i = 0; i < 3000; i++) first.write(sessions.event());
-    await Promise.all(sessions.chains.map((c) => first.flush(c.sessionId)));
+    await eventually("the sink publishes directly", () => (first.spooling ? undefined : true));
+    for (let i = 0; i < 1000; i++) first.write(sessions.event());
+    await nats.kill();
+    for (let i = 0; i < 2000; i++) first.write(sessions.event());
     await first.close();
     assert.ok(spoolFiles().length > 0, "the first run left a spool");
     await nats.restart();
@@ -231,6 +232,27 @@ describe("JetStreamSink (real nats-server)", function () {
       (await streamCount(nats.url)) === sessions.total && spoolFiles().length === 0 ? true : undefined,
     );
     assert.equal(second.spooledBytes, 0);
+    assertInOrder(await readStream(nats.url), sessions);
+  });
+
+  it("acks that come too late never get an event stored twice, even past the duplicate window", async () => {
+    // A duplicate window far shorter than the time before events are sent again.
+    const nc = await connect({ servers: nats.url });
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: RECORDING_STREAM, subjects: ["vigil.rec.>"], duplicate_window: 100_000_000 });
+    await nc.close();
+    // Most acks arrive after their publish was given up.
+    const sink = open({ publishTimeoutMs: 2, retryMs: 300 });
+    const sessions = new Sessions(4);
+    await eventually("the sink publishes directly", () => (sink.spooling ? undefined : true));
+    for (let i = 0; i < 4000; i++) sink.write(sessions.event());
+    await Promise.all(sessions.chains.map((c) => sink.flush(c.sessionId)));
+    assert.equal(sink.spooling, true, "timeouts sent events to the spool");
+    await eventually(
+      "everything stored",
+      async () => (!sink.spooling && (await streamCount(nats.url)) >= sessions.total ? true : undefined),
+      60_000,
+    );
     assertInOrder(await readStream(nats.url), sessions);
   });
 

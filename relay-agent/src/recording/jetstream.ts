@@ -5,7 +5,7 @@ import { VigilError } from "../../../lib/errors.js";
 import type { Logger } from "../../../lib/log.js";
 import { RecordingEvent } from "../../../lib/recording/chain.js";
 import { ensureRecordingStreams, messageId, RECORDING_STREAM, recordingSubject } from "../../../lib/recording/nats.js";
-import { AckedPublisher } from "./publisher.js";
+import { AckedPublisher, PublishRefused } from "./publisher.js";
 import type { EventLoss, EventSink } from "./recorder.js";
 import { Spool, type SpoolCursor, type SpoolRecord } from "./spool.js";
 
@@ -34,8 +34,12 @@ export interface JetStreamSinkOptions {
   onAck?: (ackMs: number, sinceWriteMs: number) => void;
 }
 
+/** JetStream API calls (stream checks, last message of a session). */
+const API_TIMEOUT_MS = 5000;
+
 /** One event on its way to JetStream. */
 interface Outgoing {
+  sessionId: string;
   subject: string;
   msgId: string;
   data: Uint8Array;
@@ -102,6 +106,8 @@ export class JetStreamSink implements EventSink {
   private drainEpoch = 0;
   /** Per drain pass: the last seq the stream already holds for a session. */
   private storedSeq = new Map<string, bigint>();
+  /** Message ids JetStream explicitly refused: certainly not stored, whatever came after them. */
+  private refused = new Set<string>();
 
   private readonly sessions = new Map<string, SessionState>();
   private outstanding = 0;
@@ -177,6 +183,7 @@ export class JetStreamSink implements EventSink {
     this.outstanding++;
     if (this.closed) return this.lose(s, event.seq);
     const out: Outgoing = {
+      sessionId: event.sessionId,
       subject: recordingSubject(this.options.segment, event.sessionId),
       msgId: messageId(event.sessionId, event.seq),
       data: RecordingEvent.encode(event).finish(),
@@ -233,7 +240,7 @@ export class JetStreamSink implements EventSink {
         });
         if (this.closed) return void (await nc.close());
         this.nc = nc;
-        this.jsm = await jetstreamManager(nc, { timeout: this.publishTimeoutMs });
+        this.jsm = await jetstreamManager(nc, { timeout: API_TIMEOUT_MS });
         this.publisher = new AckedPublisher(nc, this.publishTimeoutMs);
         this.connected = true;
         warned = false;
@@ -303,6 +310,7 @@ export class JetStreamSink implements EventSink {
     this.publisher!.publish(out.subject, out.data, out.msgId, (err) => {
       this.inflight--;
       if (err) {
+        if (err instanceof PublishRefused) this.refused.add(out.msgId);
         this.failed.push(out);
         if (!this.fence) this.startFence(`publish failed: ${err.message}`);
       } else {
@@ -370,6 +378,7 @@ export class JetStreamSink implements EventSink {
       if (epoch !== this.drainEpoch) return;
       for (const { record, event } of events) {
         const out: Outgoing = {
+          sessionId: event.sessionId,
           subject: recordingSubject(this.options.segment, event.sessionId),
           msgId: messageId(event.sessionId, event.seq),
           data: record.payload,
@@ -380,12 +389,19 @@ export class JetStreamSink implements EventSink {
           issued: 0,
           done: false,
         };
-        const stored = this.storedSeq.get(event.sessionId) ?? -1n;
-        if (event.seq <= stored) {
-          // Already in the stream (its ack was lost): sending it again could store it twice.
-          out.done = true;
-          this.drainIssued.push(out);
-        } else this.drainBuf.push(out);
+        if (event.seq <= (this.storedSeq.get(event.sessionId) ?? -1n)) {
+          if (!this.refused.has(out.msgId)) {
+            // In the stream already (its ack was lost): sent again after the duplicate window it would be stored twice.
+            out.done = true;
+            this.drainIssued.push(out);
+            continue;
+          }
+          this.log.error(
+            { session: event.sessionId, seq: String(event.seq) },
+            "JetStream refused a recording event after accepting later ones of its session; it is stored out of order",
+          );
+        }
+        this.drainBuf.push(out);
       }
       this.released();
     } catch (err) {
@@ -428,6 +444,7 @@ export class JetStreamSink implements EventSink {
     if (this.spoolWaiting.length > 0) return;
     this.mode = "direct";
     this.storedSeq = new Map();
+    this.refused = new Set();
     void this.spool.clear().catch((err: Error) => this.log.warn({ err: err.message }, "spool cleanup failed"));
     this.log.info("recording spool drained; publishing directly");
     this.available();

@@ -3,6 +3,11 @@ import { createInbox, headers, type Msg, type NatsConnection, type Subscription 
 /** Called once per publish: without an error when JetStream stored it (or had it already). */
 export type AckCallback = (err?: Error) => void;
 
+/** JetStream answered and did not store the message (unlike a timeout, where it may have). */
+export class PublishRefused extends Error {
+  override readonly name = "PublishRefused";
+}
+
 /**
  * JetStream publishes with many acks outstanding, over plain NATS publishes.
  *
@@ -84,11 +89,11 @@ export class AckedPublisher {
 function ackError(msg: Msg): Error | undefined {
   if (msg.headers?.hasError) {
     // 503: no stream listens on the subject (JetStream down, or the stream is gone).
-    return new Error(`JetStream did not take the message: ${msg.headers.code} ${msg.headers.description}`);
+    return new PublishRefused(`JetStream did not take the message: ${msg.headers.code} ${msg.headers.description}`);
   }
   try {
     const ack = msg.json<{ error?: { description?: string }; seq?: number }>();
-    if (ack.error) return new Error(ack.error.description ?? "JetStream refused the message");
+    if (ack.error) return new PublishRefused(ack.error.description ?? "JetStream refused the message");
     if (typeof ack.seq !== "number") return new Error("invalid JetStream ack");
     return undefined;
   } catch {
