@@ -87,6 +87,7 @@ export class JetStreamSink implements EventSink {
   /** Streams checked since the last (re)connect or failure; no publish before. */
   private streamsReady = false;
   private retryTimer: NodeJS.Timeout | undefined;
+  private streamsWarned = false;
 
   private readonly queue = new Fifo<Outgoing>();
   private inflight = 0;
@@ -237,6 +238,9 @@ export class JetStreamSink implements EventSink {
           name: this.options.name,
           reconnect: false,
           timeout: 2000,
+          // A server that stops answering is noticed within ~30 s, not the default minutes.
+          pingInterval: 10_000,
+          maxPingOut: 3,
         });
         if (this.closed) return void (await nc.close());
         this.nc = nc;
@@ -271,10 +275,13 @@ export class JetStreamSink implements EventSink {
           if (this.connected && this.jsm && !this.streamsReady) {
             await ensureRecordingStreams(this.jsm);
             this.streamsReady = true;
+            this.streamsWarned = false;
           }
           this.retryTimer = undefined;
         } catch (err) {
-          this.log.warn({ err: (err as Error).message }, "recording streams not reachable yet");
+          if (!this.streamsWarned)
+            this.log.warn({ err: (err as Error).message }, "recording streams not reachable yet");
+          this.streamsWarned = true;
           this.retryTimer = undefined;
           this.retry(this.retryMs);
         }

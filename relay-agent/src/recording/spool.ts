@@ -42,7 +42,9 @@ export interface SpoolOptions {
 const HEADER = 8;
 const SUFFIX = ".spool";
 const READ_CHUNK = 1 << 20;
-const DEFAULT_SEGMENT_BYTES = 64 << 20;
+/** Segments small enough that a draining spool frees room early, large enough to be few files. */
+const defaultSegmentBytes = (maxBytes: number): number =>
+  Math.min(64 << 20, Math.max(64 << 10, Math.floor(maxBytes / 16)));
 
 interface Segment {
   n: number;
@@ -72,7 +74,10 @@ export class Spool {
     readonly dir: string,
     private readonly options: SpoolOptions,
   ) {
-    this.segmentBytes = Math.max(1, Math.min(options.segmentBytes ?? DEFAULT_SEGMENT_BYTES, options.maxBytes));
+    this.segmentBytes = Math.max(
+      1,
+      Math.min(options.segmentBytes ?? defaultSegmentBytes(options.maxBytes), options.maxBytes),
+    );
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     for (const name of readdirSync(dir)
       .filter((f) => /^\d{20}\.spool$/.test(f))
@@ -177,10 +182,12 @@ export class Spool {
 
   /**
    * Every record was read and is safely elsewhere: forget all segments (their files are removed in
-   * the background; new appends go to a new segment). Only when `drained`.
+   * the background; new appends go to a new segment, and an earlier disk error is forgotten: a full
+   * disk may have room again). Only when `drained`.
    */
   clear(): Promise<void> {
     if (!this.drained) throw new Error("spool: clear() while records are unread");
+    this.failure = undefined;
     const writer = this.writer;
     this.writer = undefined;
     const gone = this.segments.splice(0);
