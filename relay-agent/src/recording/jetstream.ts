@@ -56,6 +56,7 @@ interface Outgoing {
 
 interface SessionState {
   id: string;
+  subject: string;
   /** Events written and not yet acked, spooled or given up. */
   outstanding: number;
   waiters: (() => void)[];
@@ -77,6 +78,9 @@ interface SessionState {
  * after a failure reads again from the first failed record; re-sent events that were stored after
  * all are dropped by the duplicate window, and events of a session already in the stream (an ack
  * lost longer ago than that window) are skipped by asking the stream for the session's last seq.
+ * One case stays out of order: JetStream refusing an event (an error ack, e.g. a transient 503)
+ * while accepting later ones of the same session already in flight. The refused event is still
+ * sent (it lands after them) and the case is logged as an error.
  */
 export class JetStreamSink implements EventSink {
   private mode: "direct" | "spool" = "spool";
@@ -185,7 +189,7 @@ export class JetStreamSink implements EventSink {
     if (this.closed) return this.lose(s, event.seq);
     const out: Outgoing = {
       sessionId: event.sessionId,
-      subject: recordingSubject(this.options.segment, event.sessionId),
+      subject: s.subject,
       msgId: messageId(event.sessionId, event.seq),
       data: RecordingEvent.encode(event).finish(),
       seq: event.seq,
@@ -527,7 +531,10 @@ export class JetStreamSink implements EventSink {
 
   private session(id: string): SessionState {
     let s = this.sessions.get(id);
-    if (!s) this.sessions.set(id, (s = { id, outstanding: 0, waiters: [] }));
+    if (!s) {
+      s = { id, subject: recordingSubject(this.options.segment, id), outstanding: 0, waiters: [] };
+      this.sessions.set(id, s);
+    }
     return s;
   }
 
