@@ -5,6 +5,7 @@ import { VigilError } from "../../../lib/errors.js";
 import type { Logger } from "../../../lib/log.js";
 import { RecordingEvent } from "../../../lib/recording/chain.js";
 import { ensureRecordingStreams, messageId, RECORDING_STREAM, recordingSubject } from "../../../lib/recording/nats.js";
+import { Fifo } from "./fifo.js";
 import { AckedPublisher, PublishRefused } from "./publisher.js";
 import type { EventLoss, EventSink } from "./recorder.js";
 import { Spool, type SpoolCursor, type SpoolRecord } from "./spool.js";
@@ -550,40 +551,6 @@ export class JetStreamSink implements EventSink {
     await this.spool.close();
     await this.nc?.close();
     await this.connecting;
-  }
-}
-
-/** A queue with O(1) shift, for the hot path. */
-class Fifo<T> {
-  private items: (T | undefined)[] = [];
-  private head = 0;
-
-  get length(): number {
-    return this.items.length - this.head;
-  }
-
-  push(item: T): void {
-    this.items.push(item);
-  }
-
-  peek(): T | undefined {
-    return this.items[this.head];
-  }
-
-  shift(): T | undefined {
-    if (this.head >= this.items.length) return undefined;
-    const item = this.items[this.head];
-    this.items[this.head++] = undefined;
-    if (this.head > 1024 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
-    return item;
-  }
-
-  clear(): void {
-    this.items = [];
-    this.head = 0;
   }
 }
 
