@@ -58,21 +58,32 @@ export async function startRelay(config: Config, log: Logger, options: RelayOpti
   if (!token) throw new Error("config: relay.token or relay.tokenFile is required (the hub's enrollment token)");
   const hubs = rc.hubs ?? [rc.hub];
   for (const hub of hubs) checkTransport(rc, hub);
-  const agent = new RelayAgent(
+  // With recording.onFailure: block, a sink that can keep nothing more ends every running session.
+  let agent: RelayAgent | undefined;
+  const onUnavailable = (err: VigilError) => {
+    log.error({ code: err.code, sessions: agent?.activeSessions() ?? 0 }, `${err.message}: ending running sessions`);
+    agent?.endSessions(err);
+  };
+  agent = new RelayAgent(
     id,
     rc,
     hubs,
     key,
     token,
     checkConnections(rc.connections),
-    new Recorder(options.sink ?? recordingSink(config, id, log), key.privateKey),
+    new Recorder(options.sink ?? recordingSink(config, id, log, onUnavailable), key.privateKey),
     log.child({ relay: id, segment: rc.segment }),
   );
   return agent.start();
 }
 
 /** JetStream (spooling to disk while NATS is away) when there is a NATS to ship to, else the relay's disk. */
-function recordingSink(config: Config, relayId: string, log: Logger): EventSink {
+function recordingSink(
+  config: Config,
+  relayId: string,
+  log: Logger,
+  onUnavailable: (err: VigilError) => void,
+): EventSink {
   const nats = config.storage.nats;
   if (!nats) {
     const dir = join(dataDir(config), "recordings");
@@ -87,8 +98,7 @@ function recordingSink(config: Config, relayId: string, log: Logger): EventSink 
     spool: { dir: spool.dir ?? join(dataDir(config), "spool"), maxBytes: spool.maxBytes },
     onFailure,
     log,
-    // Engines refuse commands once the sink is not ok(); running sessions are not ended here yet.
-    onUnavailable: (err) => log.error({ code: err.code }, err.message),
+    onUnavailable,
   });
 }
 
@@ -389,6 +399,11 @@ class RelayAgent implements LinkOwner {
     const deadline = new Promise<void>((r) => setTimeout(r, this.rc.drainTimeoutMs).unref());
     await Promise.race([Promise.allSettled([...this.sessions]), deadline]);
     await this.stop();
+  }
+
+  /** End every running session now, telling each client why (the tunnel carries the error). */
+  endSessions(err: VigilError): void {
+    for (const s of this.running.values()) s.tunnel?.destroy(err);
   }
 
   private async stop(): Promise<void> {

@@ -99,6 +99,10 @@ export interface RelayOptions {
   keyFile?: string;
   segment?: string;
   extra?: object;
+  /** The relay's storage section (default: embedded, recordings kept on its disk). */
+  storage?: object;
+  /** Other top-level config sections (e.g. recording). */
+  topLevel?: object;
 }
 
 export function startRelayProcess(dir: Workdir, opts: RelayOptions): VigilProcess {
@@ -115,7 +119,8 @@ export function startRelayProcess(dir: Workdir, opts: RelayOptions): VigilProces
       connections: opts.connections,
       ...opts.extra,
     },
-    storage: { embedded: { path: dir.file(`relay-${opts.id}-data`) } },
+    storage: opts.storage ?? { embedded: { path: dir.file(`relay-${opts.id}-data`) } },
+    ...opts.topLevel,
   });
   return spawnVigil(`relay ${opts.id}`, ["relay", "--config", configFile]);
 }
