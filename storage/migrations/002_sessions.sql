@@ -1,0 +1,31 @@
+-- One summary per session for fleet search (storage/session-rows.ts writes it with every batch).
+--
+-- Each insert adds what its batch says about a session; rows of one session merge with min, max
+-- and set union only, so redelivered batches never count twice. Reads use FINAL to see one row
+-- per session (WHERE applies after FINAL merges the partial rows).
+CREATE TABLE IF NOT EXISTS sessions
+(
+    session_id String,
+    started_at SimpleAggregateFunction(min, DateTime64(6, 'UTC')),
+    ended_at SimpleAggregateFunction(max, DateTime64(6, 'UTC')),
+    user SimpleAggregateFunction(max, String),
+    groups SimpleAggregateFunction(max, Array(String)),
+    connection SimpleAggregateFunction(max, String),
+    connection_type SimpleAggregateFunction(max, String),
+    segment SimpleAggregateFunction(max, String),
+    relay_id SimpleAggregateFunction(max, String),
+    hub_id SimpleAggregateFunction(max, String),
+    client_address SimpleAggregateFunction(max, String),
+    target SimpleAggregateFunction(max, String),
+    params SimpleAggregateFunction(max, String),
+    commands SimpleAggregateFunction(max, UInt32),
+    allowed SimpleAggregateFunction(max, UInt8),
+    denied SimpleAggregateFunction(max, UInt8),
+    reviewed SimpleAggregateFunction(max, UInt8),
+    approvals SimpleAggregateFunction(max, UInt8),
+    error_seqs SimpleAggregateFunction(groupUniqArrayArray, Array(UInt64)),
+    end_error SimpleAggregateFunction(max, String),
+    last_seq SimpleAggregateFunction(max, UInt64)
+)
+ENGINE = AggregatingMergeTree
+ORDER BY session_id;

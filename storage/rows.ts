@@ -1,0 +1,136 @@
+import { bodyFromJson, bodyToJson, typeName, type EventBody } from "../lib/recording/chain.js";
+import { decisionName } from "../lib/recording/view.js";
+import { RecordingEvent } from "../proto/gen/vigil/v1/recording.js";
+
+/**
+ * One row of the `events` table as inserted. The `*_hex` and `time_us` values go to EPHEMERAL
+ * columns from which ClickHouse computes the stored ones (`hash` FixedString(32), `signature`,
+ * `time` DateTime64(6)); reads select them back under the same names.
+ *
+ * The event's own fields are columns (session_id, seq, time, version, hash, signature) and its body
+ * is stored whole as proto3 JSON: that is the source of truth. `type` … `kinds` are derived from
+ * the body at insert, only so that search can filter on them; `rowMatchesBody` checks them against
+ * the body again.
+ */
+export interface EventRow extends DerivedColumns {
+  session_id: string;
+  /** UInt64: ClickHouse may answer it as a number or a string. */
+  seq: number | string;
+  /** Microseconds since the epoch, as a decimal string (exact beyond 2^53). */
+  time_us: string;
+  version: number;
+  body: string;
+  hash_hex: string;
+  /** Empty except on the session's last (signed) event. */
+  signature_hex: string;
+}
+
+/** A row as read back: with `text`, which the table computes from the body (an ALIAS column). */
+export interface StoredEventRow extends EventRow {
+  /** The command's text (command events only). */
+  text: string;
+}
+
+/** The search columns stored beside a body, all derived from it. */
+export interface DerivedColumns {
+  type: string;
+  /** The command number the event belongs to (command, result, output, approval); 0 otherwise. */
+  command: number;
+  /** allow | deny | review for command events; empty otherwise. */
+  decision: string;
+  rule: string;
+  kinds: string[];
+}
+
+export function deriveColumns(body: EventBody): DerivedColumns {
+  const derived: DerivedColumns = { type: typeName(body.$case), command: 0, decision: "", rule: "", kinds: [] };
+  switch (body.$case) {
+    case "command": {
+      const c = body.value;
+      return { ...derived, command: c.command, decision: decisionName(c.decision), rule: c.rule, kinds: c.kinds };
+    }
+    case "result":
+    case "output":
+    case "approval":
+      return { ...derived, command: body.value.command };
+    default:
+      return derived;
+  }
+}
+
+export function eventToRow(event: RecordingEvent): EventRow {
+  if (!event.body) throw new Error(`event ${event.sessionId}/${event.seq} has no body`);
+  return {
+    session_id: event.sessionId,
+    seq: Number(event.seq),
+    time_us: event.timeUs.toString(),
+    version: event.version,
+    ...deriveColumns(event.body),
+    body: bodyToJson(event.body),
+    hash_hex: Buffer.from(event.hash).toString("hex"),
+    signature_hex: Buffer.from(event.signature).toString("hex"),
+  };
+}
+
+/**
+ * The RecordingEvent a row stores, for replay and verification. `prevHash` is left empty: it is
+ * the previous event's hash, which the verifier recomputes from the chain itself.
+ */
+export function rowToEvent(row: EventRow): RecordingEvent {
+  return {
+    version: Number(row.version),
+    sessionId: row.session_id,
+    seq: BigInt(row.seq),
+    timeUs: BigInt(row.time_us),
+    prevHash: Buffer.alloc(0),
+    hash: Buffer.from(row.hash_hex, "hex"),
+    signature: Buffer.from(row.signature_hex, "hex"),
+    body: bodyFromJson(row.body),
+  };
+}
+
+export type RowCheck = { ok: true } | { ok: false; column: string; reason: string };
+
+/** Whether the row's search columns still say what its body says (they could be altered apart). */
+export function rowMatchesBody(row: StoredEventRow): RowCheck {
+  let body: EventBody;
+  try {
+    body = bodyFromJson(row.body);
+  } catch (err) {
+    return { ok: false, column: "body", reason: `the stored body does not parse: ${(err as Error).message}` };
+  }
+  const expected = { ...deriveColumns(body), text: body.$case === "command" ? body.value.text : "" };
+  for (const column of Object.keys(expected) as (keyof typeof expected)[]) {
+    const stored = column === "command" ? Number(row.command) : row[column];
+    if (JSON.stringify(stored) !== JSON.stringify(expected[column])) {
+      return {
+        ok: false,
+        column,
+        reason: `stored column ${column} (${JSON.stringify(stored)}) does not match the event's body (${JSON.stringify(expected[column])})`,
+      };
+    }
+  }
+  return { ok: true };
+}
+
+/** Microseconds since the epoch as ClickHouse reads a DateTime64(6) in UTC: `2024-05-01 12:00:00.000001`. */
+export function clickhouseTime(us: bigint): string {
+  const ms = us / 1000n;
+  const micros = ((us % 1_000_000n) + 1_000_000n) % 1_000_000n;
+  const iso = new Date(Number(ms)).toISOString(); // 2024-05-01T12:00:00.000Z
+  return `${iso.slice(0, 10)} ${iso.slice(11, 19)}.${micros.toString().padStart(6, "0")}`;
+}
+
+/** ISO 8601 with microseconds, from microseconds since the epoch. */
+export function isoTime(us: bigint): string {
+  const t = clickhouseTime(us);
+  return `${t.slice(0, 10)}T${t.slice(11)}Z`;
+}
+
+/** A DateTime64(6) read back from ClickHouse (`2024-05-01 12:00:00.000001`), as microseconds. */
+export function parseClickhouseTime(value: string): bigint {
+  const [date, clock = "00:00:00"] = value.split(" ");
+  const [whole = "00:00:00", frac = ""] = clock.split(".");
+  const seconds = BigInt(Date.parse(`${date}T${whole}Z`)) / 1000n;
+  return seconds * 1_000_000n + BigInt(frac.padEnd(6, "0").slice(0, 6) || "0");
+}
