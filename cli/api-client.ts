@@ -64,3 +64,48 @@ export function apiRequest<T>(opts: ClientOptions, method: string, path: string,
     req.end(payload);
   });
 }
+
+/**
+ * GET an NDJSON endpoint and yield one parsed object per line as they arrive, without holding
+ * the whole answer (an export can be millions of events). An error answer throws an ApiError.
+ */
+export async function* apiLines<T>(opts: ClientOptions, path: string): AsyncGenerator<T> {
+  const url = new URL(path, opts.hub.endsWith("/") ? opts.hub : opts.hub + "/");
+  const headers: Record<string, string> = { accept: "application/x-ndjson" };
+  if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+  const send = url.protocol === "https:" ? httpsRequest : httpRequest;
+  const res = await new Promise<import("node:http").IncomingMessage>((resolve, reject) => {
+    const req = send(url, { method: "GET", headers, ca: opts.ca ? readFileSync(opts.ca) : undefined }, resolve);
+    req.on("error", (err) =>
+      reject(new ApiError(0, "VIGIL_ERR_UNREACHABLE", `cannot reach the hub at ${opts.hub}: ${err.message}`)),
+    );
+    req.end();
+  });
+  if ((res.statusCode ?? 500) >= 400) {
+    let text = "";
+    for await (const c of res) text += String(c);
+    let err: { code?: string; message?: string } | undefined;
+    try {
+      err = (JSON.parse(text) as { error?: typeof err }).error;
+    } catch {
+      // not JSON: use the status
+    }
+    throw new ApiError(res.statusCode ?? 500, err?.code ?? "VIGIL_ERR_HTTP", err?.message ?? `HTTP ${res.statusCode}`);
+  }
+  let rest = "";
+  for await (const chunk of res) {
+    const lines = (rest + String(chunk)).split("\n");
+    rest = lines.pop()!;
+    for (const line of lines) if (line) yield parseLine<T>(line);
+  }
+  if (rest) yield parseLine<T>(rest);
+}
+
+function parseLine<T>(line: string): T {
+  const value = JSON.parse(line) as T & { error?: { code: string; message: string } };
+  // A stream that failed after its headers says so in its last line.
+  if (value && typeof value === "object" && "error" in value && value.error && !("seq" in value)) {
+    throw new ApiError(500, value.error.code, value.error.message);
+  }
+  return value;
+}

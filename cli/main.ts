@@ -5,6 +5,7 @@ import { approvalsCommand } from "./commands/approvals.js";
 import { connectCommand } from "./commands/connect.js";
 import { policyCommand } from "./commands/policy.js";
 import { loginCommand } from "./commands/login.js";
+import { recordingCommands } from "./commands/recordings.js";
 import { serverCommands } from "./commands/servers.js";
 import { tokenCommand } from "./commands/token.js";
 
@@ -21,6 +22,7 @@ policyCommand(program);
 approvalsCommand(program);
 accessCommand(program);
 loginCommand(program);
+recordingCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -5,7 +5,7 @@ import { dialableAddress, parseHostPort } from "../../lib/address.js";
 import { dataDir, loadConfig } from "../../lib/config/load.js";
 import type { Config } from "../../lib/config/schema.js";
 import { createLogger, type Logger } from "../../lib/log.js";
-import { startHub, type Hub } from "../../hub/src/hub.js";
+import { startHub, startIngestWorker, type Hub } from "../../hub/src/hub.js";
 import { EnrollmentRejected, startRelay, type Relay } from "../../relay-agent/src/relay.js";
 
 const ADMIN_TOKEN_TTL_SECONDS = 30 * 86400;
@@ -29,7 +29,9 @@ export function serverCommands(program: Command): void {
           token: hub.enrollmentToken,
         },
       };
-      const relay = await startRelay(relayConfig, log);
+      // Recordings go straight into the hub's store: no NATS in one process.
+      const sink = config.storage.nats ? undefined : hub.localRecordingSink();
+      const relay = await startRelay(relayConfig, log, { sink });
       await relay.ready;
       const tokenFile = join(dataDir(config), "admin.token");
       const admin = await hub.tokens.issue("admin", [...config.identity.adminGroups], ADMIN_TOKEN_TTL_SECONDS);
@@ -51,6 +53,18 @@ export function serverCommands(program: Command): void {
       const hub = await startHub(config, log);
       process.stdout.write(`vigil hub ${hub.id}: API ${hub.apiUrl}, gRPC ${hub.grpcAddress}\n`);
       await untilSignal(log, () => hub.close());
+    });
+
+  program
+    .command("ingest")
+    .description("run a recording ingest worker: JetStream → ClickHouse, batched, idempotent")
+    .option("--config <file>", "YAML config file (every key also settable as VIGIL_*)")
+    .action(async (opts: { config?: string }) => {
+      const config = loadConfig({ file: opts.config, env: process.env });
+      const log = createLogger(config.log.level);
+      const worker = await startIngestWorker(config, log);
+      process.stdout.write(`vigil ingest: ${config.storage.nats!.url} → ${worker.store}\n`);
+      await untilSignal(log, () => worker.stop());
     });
 
   program

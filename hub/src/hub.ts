@@ -29,6 +29,12 @@ import { notifyWebhook } from "./approvals/notify.js";
 import { FileApprovalStore, type ApprovalStore } from "./approvals/store.js";
 import { PolicyStore } from "./policy/store.js";
 import { SessionRouter } from "./tunnels/sessions.js";
+import { Ingest } from "./recordings/ingest.js";
+import { LocalLiveFeed, NatsLiveFeed } from "./recordings/live.js";
+import { LocalSink } from "./recordings/local-sink.js";
+import { storeOpener } from "./recordings/open-store.js";
+import { Recordings } from "./recordings/service.js";
+import type { EventSink } from "../../relay-agent/src/recording/recorder.js";
 
 export interface Hub {
   id: string;
@@ -40,6 +46,9 @@ export interface Hub {
   enrollmentToken: string;
   tokens: LocalTokens;
   registry: RelayRegistry;
+  recordings: Recordings;
+  /** For a relay in this process (`vigil up`): its events go straight into this hub's store. */
+  localRecordingSink(): EventSink;
   close(): Promise<void>;
 }
 
@@ -65,6 +74,12 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
     : new FileApprovalStore(join(dir, "approvals.json"));
   const approvals = new ApprovalService(approvalStore, policies, log);
   const sessions = new SessionRouter(registry, broker, policies, approvals, log);
+  const openStore = storeOpener(config, log);
+  const live = nats ? new NatsLiveFeed(nats) : new LocalLiveFeed();
+  const ingest = nats && openStore && config.hub.ingest ? new Ingest(nats, openStore, log) : undefined;
+  await ingest?.start();
+  const recordings = new Recordings(openStore, pins, live, ingest);
+  let localSink: LocalSink | undefined;
 
   const tls = config.tls ? { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) } : undefined;
   const grpcServer = new grpc.Server(SERVER_OPTIONS);
@@ -123,6 +138,7 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
         registry,
         policies,
         approvals,
+        recordings,
         log,
         info: () => ({
           version: VERSION,
@@ -156,6 +172,11 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
     enrollmentToken,
     tokens,
     registry,
+    recordings,
+    localRecordingSink: () => {
+      if (!openStore) throw new Error("this hub has no recording store for a local relay");
+      return (localSink ??= new LocalSink(openStore, live, log));
+    },
     close: async () => {
       await stop();
       log.info("hub stopped");
@@ -170,10 +191,40 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
     grpcServer.forceShutdown();
     await postgres?.close();
     await api?.close();
+    await localSink?.close();
+    await ingest?.stop();
     await approvalStore.close();
     await identity.close();
     await closeNats(nats);
   }
+}
+
+/** `vigil ingest`: the ingest worker alone, for fleets that scale it apart from the hubs. */
+export async function startIngestWorker(
+  config: Config,
+  log: Logger,
+): Promise<{ store: string; ingest: Ingest; stop(): Promise<void> }> {
+  if (!config.storage.nats) throw new Error("config: vigil ingest needs storage.nats (where recordings arrive)");
+  const openStore = storeOpener(config, log);
+  if (!config.storage.clickhouse || !openStore) {
+    throw new Error("config: vigil ingest needs storage.clickhouse (url of a server, or path for chDB)");
+  }
+  const nats = await natsConnect({
+    servers: config.storage.nats.url,
+    name: "vigil-ingest",
+    maxReconnectAttempts: -1,
+  });
+  await openStore(); // fail at start, not on the first batch, when the store is unreachable
+  const ingest = new Ingest(nats, openStore, log.child({ component: "ingest" }));
+  await ingest.start();
+  return {
+    store: config.storage.clickhouse.url ?? `chdb:${config.storage.clickhouse.path}`,
+    ingest,
+    stop: async () => {
+      await ingest.stop();
+      await closeNats(nats);
+    },
+  };
 }
 
 /** Cancel keys this hub does not know go to every hub over NATS; the one that opened the session acts. */

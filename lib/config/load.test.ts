@@ -13,11 +13,11 @@ const DEFAULTS: Config = {
     ssh: "127.0.0.1:2222",
     http: "127.0.0.1:8443",
   },
-  storage: { embedded: { path: "./data" } },
+  storage: { embedded: { path: "./data" }, retentionDays: 0 },
   identity: { oidc: [], issuer: "vigil", audience: "vigil", adminGroups: ["vigil-admins"] },
   enrollment: {},
   policies: ["policies/*.yaml"],
-  hub: { heartbeatMs: 5000, tunnelOpenTimeoutMs: 10000, postgres: { allowPlaintext: false } },
+  hub: { heartbeatMs: 5000, tunnelOpenTimeoutMs: 10000, postgres: { allowPlaintext: false }, ingest: true },
   approvals: {},
   recording: { onFailure: "block", spool: { maxBytes: 1073741824 } },
   log: { level: "info" },
@@ -87,6 +87,7 @@ describe("config/load", () => {
       assert.deepEqual(c.storage, {
         nats: { url: "nats://n:4222" },
         clickhouse: { url: "http://ch:8123", database: "vigil" },
+        retentionDays: 0,
       });
       assert.equal(c.tls, undefined);
     });
@@ -94,7 +95,7 @@ describe("config/load", () => {
     it("loads the repo's vigil.yaml", () => {
       const c = loadConfig({ file: fileURLToPath(new URL("../../vigil.yaml", import.meta.url)) });
       assert.deepEqual(c.listen, DEFAULTS.listen);
-      assert.deepEqual(c.storage, { embedded: { path: "./data" } });
+      assert.deepEqual(c.storage, { embedded: { path: "./data" }, retentionDays: 0 });
       assert.deepEqual(c.policies, ["policies/*.yaml"]);
       assert.deepEqual(c.relay, {
         ...RELAY_DEFAULTS,
@@ -162,11 +163,12 @@ describe("config/load", () => {
       assert.deepEqual(toNats.storage, {
         nats: { url: "nats://n:4222" },
         clickhouse: { url: "http://ch:8123", database: "vigil" },
+        retentionDays: 0,
       });
       assert.equal(dataDir(toNats), "./data");
       const nats = write("storage: {nats: {url: 'nats://n'}, clickhouse: {url: 'http://ch'}}\n");
       const toEmbedded = loadConfig({ file: nats, env: { VIGIL_STORAGE_EMBEDDED_PATH: "/tmp/d" } });
-      assert.deepEqual(toEmbedded.storage, { embedded: { path: "/tmp/d" } });
+      assert.deepEqual(toEmbedded.storage, { embedded: { path: "/tmp/d" }, retentionDays: 0 });
       assert.equal(dataDir(toEmbedded), "/tmp/d");
     });
 
@@ -281,6 +283,12 @@ describe("config/load", () => {
         yaml: "storage: {}",
         key: "storage",
         message: /\(got neither\)$/,
+      },
+      {
+        title: "clickhouse with both a url and a path",
+        yaml: "storage: {nats: {url: 'nats://n'}, clickhouse: {url: 'http://ch', path: /var/ch}}",
+        key: "storage.clickhouse",
+        message: /^config: storage\.clickhouse: set exactly one of storage\.clickhouse\.url or storage\.clickhouse\.path/,
       },
       {
         title: "clickhouse without nats",

@@ -206,6 +206,9 @@ function checkSemantics(c: Config): void {
   if (embedded && nats) throw new ConfigError("storage", `${choose} (got both)`);
   if (!embedded && !nats) throw new ConfigError("storage", `${choose} (got neither)`);
   if (clickhouse && !nats) throw new ConfigError("storage.clickhouse", "requires storage.nats");
+  if (clickhouse && !clickhouse.url === !clickhouse.path) {
+    throw new ConfigError("storage.clickhouse", "set exactly one of storage.clickhouse.url or storage.clickhouse.path");
+  }
   if (!c.relay) return;
   const { initialMs, maxMs } = c.relay.reconnect;
   if (maxMs < initialMs)

@@ -56,9 +56,19 @@ const Storage = Type.Object(
   {
     embedded: Type.Optional(Type.Object({ path: Type.String({ minLength: 1, default: "./data" }) }, closed)),
     nats: Type.Optional(Type.Object({ url: NonEmpty() }, closed)),
+    /** The recording store beside NATS: a ClickHouse server (`url`) or chDB in this process (`path`). */
     clickhouse: Type.Optional(
-      Type.Object({ url: NonEmpty(), database: Type.String({ minLength: 1, default: "vigil" }) }, closed),
+      Type.Object(
+        {
+          url: Type.Optional(NonEmpty()),
+          path: Type.Optional(NonEmpty()),
+          database: Type.String({ minLength: 1, default: "vigil" }),
+        },
+        closed,
+      ),
     ),
+    /** Recordings older than this many days are dropped by ClickHouse's TTL; 0 keeps them forever. */
+    retentionDays: Type.Integer({ minimum: 0, default: 0 }),
   },
   { ...closed, default: { embedded: { path: "./data" } } },
 );
@@ -121,6 +131,8 @@ const Hub = Type.Object(
       },
       { ...closed, default: {} },
     ),
+    /** Run the recording ingest worker (JetStream → ClickHouse) inside this hub when it has a store. */
+    ingest: Type.Boolean({ default: true }),
   },
   { ...closed, default: {} },
 );

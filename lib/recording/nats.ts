@@ -21,6 +21,11 @@ export function recordingSubject(segment: string, sessionId: string): string {
   return `vigil.rec.${subjectToken(segment)}.${subjectToken(sessionId)}`;
 }
 
+/** Every segment's subject for one session: what a live viewer subscribes to. */
+export function sessionSubjects(sessionId: string): string {
+  return `vigil.rec.*.${subjectToken(sessionId)}`;
+}
+
 export function messageId(sessionId: string, seq: bigint | number): string {
   return `${sessionId}:${seq}`;
 }

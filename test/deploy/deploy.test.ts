@@ -357,7 +357,7 @@ describe("deploy: docker compose", () => {
     const hub = loadConfig({ file: join(COMPOSE_DIR, configOf(byRole("hub")[0]!).replace("/etc/vigil/", "")) });
     const relay = loadConfig({ file: join(COMPOSE_DIR, configOf(byRole("relay")[0]!).replace("/etc/vigil/", "")) });
     assert.ok(names.has(new URL(hub.storage.nats!.url).hostname), "NATS host is a service");
-    assert.ok(names.has(new URL(hub.storage.clickhouse!.url).hostname), "ClickHouse host is a service");
+    assert.ok(names.has(new URL(hub.storage.clickhouse!.url!).hostname), "ClickHouse host is a service");
     for (const c of relay.relay!.connections)
       assert.ok(names.has(hostOf(c.target)), `connection ${c.name}: target is a service`);
     // The relay dials every hub (by name or alias) on the hubs' gRPC port.

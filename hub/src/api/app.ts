@@ -9,6 +9,7 @@ import type { WebLogin } from "../identity/web-login.js";
 import type { ApprovalService } from "../approvals/service.js";
 import type { PolicyStore } from "../policy/store.js";
 import type { RelayRegistry } from "../relays/registry.js";
+import type { Recordings } from "../recordings/service.js";
 import { errorHandler, Forbidden } from "./errors.js";
 import { authenticate, authRoutes } from "./routes/auth.js";
 import { connectionRoutes } from "./routes/connections.js";
@@ -16,6 +17,7 @@ import { infoRoutes, type HubInfo } from "./routes/info.js";
 import { approvalRoutes } from "./routes/approvals.js";
 import { policyRoutes } from "./routes/policy.js";
 import { relayRoutes } from "./routes/relays.js";
+import { exportRoutes, ingestRoutes, sessionRoutes } from "./routes/sessions.js";
 import { tokenRoutes } from "./routes/tokens.js";
 
 export interface ApiDeps {
@@ -25,6 +27,7 @@ export interface ApiDeps {
   registry: RelayRegistry;
   policies: PolicyStore;
   approvals: ApprovalService;
+  recordings: Recordings;
   info: () => HubInfo;
   log: Logger;
 }
@@ -72,6 +75,18 @@ export async function buildApi(deps: ApiDeps, https?: { cert: Buffer; key: Buffe
       await scoped.register(policyRoutes, {
         policies: deps.policies,
         registry: deps.registry,
+        requireAdmin: (req) => requireAdmin(deps.auth, req),
+      });
+      await scoped.register(sessionRoutes, {
+        recordings: deps.recordings,
+        isAdmin: (who) => deps.auth.isAdmin(who),
+      });
+      await scoped.register(ingestRoutes, {
+        recordings: deps.recordings,
+        requireAdmin: (req) => requireAdmin(deps.auth, req),
+      });
+      await scoped.register(exportRoutes, {
+        recordings: deps.recordings,
         requireAdmin: (req) => requireAdmin(deps.auth, req),
       });
       await scoped.register(tokenRoutes, { tokens: deps.tokens, requireAdmin: (req) => requireAdmin(deps.auth, req) });

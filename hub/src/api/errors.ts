@@ -14,6 +14,7 @@ const STATUS: Partial<Record<VigilErrorCode, number>> = {
   not_found: 404,
   conflict: 409,
   relay_unavailable: 503,
+  recording_unavailable: 503,
 };
 
 /** Every error leaves the API as `{error: {code, message}}` with a proper status. */
