@@ -29,7 +29,8 @@ export function serverCommands(program: Command): void {
           token: hub.enrollmentToken,
         },
       };
-      const relay = await startRelay(relayConfig, log);
+      // Hub and relay share this process: tunnels between them skip gRPC (same checks, no loopback hop).
+      const relay = await startRelay(relayConfig, log, { inProcessHub: hub });
       await relay.ready;
       const tokenFile = join(dataDir(config), "admin.token");
       const admin = await hub.tokens.issue("admin", [...config.identity.adminGroups], ADMIN_TOKEN_TTL_SECONDS);

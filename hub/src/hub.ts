@@ -21,7 +21,9 @@ import { LocalTokens } from "./identity/local-tokens.js";
 import { handleControl } from "./relays/control.js";
 import { FileKeyPinStore, NatsKeyPinStore, type KeyPinStore } from "./relays/key-pins.js";
 import { RelayRegistry } from "./relays/registry.js";
-import { TunnelBroker } from "./tunnels/broker.js";
+import { TunnelBroker, type TunnelCall } from "./tunnels/broker.js";
+import { localCallPair } from "../../lib/tunnel/local-call.js";
+import type { FrameCall } from "../../lib/tunnel/frames.js";
 import { handleCommandApproval } from "./approvals/commands.js";
 import { ApprovalService } from "./approvals/service.js";
 import { NatsApprovalStore } from "./approvals/nats-store.js";
@@ -40,6 +42,11 @@ export interface Hub {
   enrollmentToken: string;
   tokens: LocalTokens;
   registry: RelayRegistry;
+  /**
+   * Open a tunnel to this hub from a relay in the same process (`vigil up`): an in-memory call that
+   * the broker authenticates exactly as a RelayService.Tunnel stream (signed `ready` frame first).
+   */
+  openLocalTunnel(): FrameCall;
   close(): Promise<void>;
 }
 
@@ -80,7 +87,7 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
         onApprovalRequest: (relay, req) => void handleCommandApproval(relay, req, { sessions, approvals, log }),
         log,
       }),
-    tunnel: (call: Parameters<TunnelBroker["attach"]>[0]) => void broker.attach(call),
+    tunnel: (call: TunnelCall) => void broker.attach(call),
   });
   grpcServer.addService(ClientService, {
     connect: (call: Parameters<typeof handleConnect>[0]) =>
@@ -156,6 +163,11 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
     enrollmentToken,
     tokens,
     registry,
+    openLocalTunnel: () => {
+      const [hubEnd, relayEnd] = localCallPair();
+      void broker.attach(hubEnd);
+      return relayEnd;
+    },
     close: async () => {
       await stop();
       log.info("hub stopped");
