@@ -40,7 +40,7 @@ const bodies: EventBody[] = [
 describe("recording hash chain", () => {
   it("appends events whose hash is SHA-256(prev_hash || the event encoded with hash and signature empty)", () => {
     const chain = new EventChain("s-1");
-    let prev = Buffer.alloc(32);
+    let prev: Buffer = Buffer.alloc(32);
     for (const body of bodies) {
       const ev = chain.append(body, 1_700_000_000_000_000n);
       assert.ok(prev.equals(ev.prevHash));
