@@ -34,6 +34,12 @@ interface Sticky {
 /** Text plus, for the digit scan, its code units: a Buffer's own bytes, or a scratch copy of a string. */
 export type Codes = Uint8Array | Uint16Array;
 export type Finder = (text: string, codes?: Codes) => Hit[] | undefined;
+/**
+ * Whether bytes[start, end), read as Latin-1 text, might hold a match: false only when the finder
+ * would surely find nothing there (too short, no character any matcher starts with, no place a digit
+ * format could start). Reads the bytes where they are, with no string and no copy made.
+ */
+export type Precheck = (bytes: Uint8Array, start: number, end: number) => boolean;
 
 /** The shortest text any detector matches ("a@b.io"): anything shorter is let through at once. */
 const MIN_MATCH = 6;
@@ -63,13 +69,7 @@ export function compileFinder(detectors: readonly Detector[]): Finder {
   const candidates: number[] = [];
   // For short strings (DataRow values), a dozen indexOf calls cost more than looking at each char
   // once: bit g of firstChars[c] says that a match (or an anchor) of global matcher g starts with c.
-  const firstChars = new Int32Array(128);
-  global.forEach((g, i) => {
-    for (let k = 0; k < g.starts.length; k++) {
-      const c = g.starts.charCodeAt(k) & 127;
-      firstChars[c] = firstChars[c]! | (1 << i);
-    }
-  });
+  const firstChars = startCharBits(global);
   const filterShort = global.length <= 31; // one bit per matcher
 
   return (text, codes) => {
@@ -77,14 +77,21 @@ export function compileFinder(detectors: readonly Detector[]): Finder {
     if (n < MIN_MATCH) return undefined;
     let hits: Hit[] | undefined;
     let seen = -1; // which global matchers may match: all, unless the string is short
-    if (codes === undefined && n <= SHORT) {
+    if (n <= SHORT) {
       if (filterShort) seen = 0;
-      for (let i = 0; i < n; i++) {
-        const c = text.charCodeAt(i);
-        short[i] = c;
-        if (c < 128) seen |= firstChars[c]!;
+      if (codes === undefined) {
+        for (let i = 0; i < n; i++) {
+          const c = text.charCodeAt(i);
+          short[i] = c;
+          if (c < 128) seen |= firstChars[c]!;
+        }
+        codes = short;
+      } else if (filterShort) {
+        for (let i = 0; i < n; i++) {
+          const c = codes[i]!;
+          if (c < 128) seen |= firstChars[c]!;
+        }
       }
-      codes = short;
     }
 
     for (let g = 0; g < global.length; g++) {
@@ -129,6 +136,44 @@ export function compileFinder(detectors: readonly Detector[]): Finder {
     }
     return hits && disjoint(hits);
   };
+}
+
+export function compilePrecheck(detectors: readonly Detector[]): Precheck {
+  const global: { starts: string }[] = [];
+  let digits = false;
+  for (const d of detectors) {
+    for (const m of d.matchers) {
+      if (m.trigger === "digits") digits = true;
+      else global.push({ starts: m.trigger === "scan" ? m.startChars : m.anchors.map((a) => a[0]).join("") });
+    }
+  }
+  const firstChars = startCharBits(global);
+  const byStart = global.length <= 31; // as in compileFinder: else any text of MIN_MATCH may match
+  const candidates: number[] = [];
+  return (bytes, start, end) => {
+    if (end - start < MIN_MATCH) return false;
+    if (!byStart) return true;
+    for (let i = start; i < end; i++) {
+      const c = bytes[i]!;
+      if (c < 128 && firstChars[c] !== 0) return true;
+    }
+    if (!digits) return false;
+    candidates.length = 0;
+    digitCandidates(undefined, bytes, end, candidates, start);
+    return candidates.length > 0;
+  };
+}
+
+/** Bit g of the result's [c] is set when global matcher g (or its anchor) can start with character c. */
+function startCharBits(global: readonly { starts: string }[]): Int32Array {
+  const bits = new Int32Array(128);
+  global.forEach((g, i) => {
+    for (let k = 0; k < g.starts.length; k++) {
+      const c = g.starts.charCodeAt(k) & 127;
+      bits[c] = bits[c]! | (1 << (i % 32));
+    }
+  });
+  return bits;
 }
 
 /** Sorted by start; a hit that overlaps an earlier one keeps only the part past it (never dropped whole

@@ -63,7 +63,8 @@ export class RowMasker {
       const to = pos + len;
       if (to > body.length) throw new RangeError("DataRow value runs past the message");
       const action = i < this.actions.length ? this.actions[i]! : Action.Keep;
-      if (action === Action.Keep) {
+      // Most scanned values hold nothing a detector could match: judged in place, no view made.
+      if (action === Action.Keep || (action === Action.Scan && !this.masker.mayMatch(body, pos, to))) {
         pos = to;
         continue;
       }
