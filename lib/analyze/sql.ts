@@ -366,17 +366,28 @@ export function analyzeSql(text: string): SqlCommand {
     let statement = youngShapes.get(shape);
     if (!statement && (statement = oldShapes.get(shape))) rememberShape(shape, statement);
     if (statement) {
-      const own = Object.freeze({ ...statement, text: text.trim() });
+      const own = Object.freeze({ ...statement, text: ownText(text) });
       return Object.freeze({ protocol: "sql", statements: frozen([own]), text });
     }
   }
   const result = analyzeUncached(text);
   remember(text, result);
   const only = result.statements.length === 1 ? result.statements[0]! : undefined;
-  if (shape !== undefined && only && !result.parseError && only.nested.length === 0 && only.text === text.trim()) {
+  if (shape !== undefined && only && !result.parseError && only.nested.length === 0 && only.text === ownText(text)) {
     rememberShape(shape, only);
   }
   return result;
+}
+
+/** A single statement's own text as the parser slices it: the input without its terminating `;` and blanks. */
+function ownText(text: string): string {
+  let end = text.length;
+  for (;;) {
+    const c = text.charCodeAt(end - 1);
+    if (c === SEMICOLON || c === 32 || (c >= 9 && c <= 13)) end--;
+    else break;
+  }
+  return text.slice(0, end).trim();
 }
 
 const MAX_SHAPED_DIGITS = 9;
@@ -412,6 +423,7 @@ export function literalShape(text: string): string | undefined {
   return parts.join("");
 }
 
+const SEMICOLON = 59;
 const QUOTE = 39;
 const DOUBLE_QUOTE = 34;
 const DOLLAR = 36;
@@ -425,7 +437,8 @@ const isDigit = (c: number) => c >= 48 && c <= 57;
 const joins = (c: number) =>
   (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95 || c === 46 || c === 36;
 
-function analyzeUncached(text: string): SqlCommand {
+/** The parser's own analysis, past every cache: for tests that check the caches against it. */
+export function analyzeUncached(text: string): SqlCommand {
   const statements: SqlStatement[] = [];
   try {
     const raws = text.trim() === "" ? [] : (parseSync(text) as unknown as { stmts?: unknown }).stmts;

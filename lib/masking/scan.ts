@@ -95,16 +95,15 @@ export function digitCandidates(
     p = i + 1;
   }
   const clusters = out.length;
-  const opens = (at: number) => at + 1 < n && isDigit(c[at + 1]!) && looseDigits(c, n, at + 1) >= 8;
   if (text !== undefined) {
     for (const opener of ["+", "("]) {
       for (let at = text.indexOf(opener, start); at >= 0 && at < n; at = text.indexOf(opener, at + 1)) {
-        if (opens(at)) out.push(at);
+        if (opensPhone(c, n, at)) out.push(at);
       }
     }
   } else {
     for (const opener of [PLUS, OPEN]) {
-      for (let at = start; at < n; at++) if (c[at] === opener && opens(at)) out.push(at);
+      for (let at = start; at < n; at++) if (c[at] === opener && opensPhone(c, n, at)) out.push(at);
     }
   }
   if (out.length > clusters && clusters > from) {
@@ -142,6 +141,11 @@ function clusterMayMatch(first: number, g1: number, g2: number, g3: number, s1: 
     (g1 === 1 && s1 !== SP && g2 === 3 && g3 === 3) || // 1-555-123-4567
     (first === ZERO && g1 >= 2 && g1 <= 5 && spaceOrDash && g2 >= 3 && g2 <= 4 && g3 >= 3 && g3 <= 4) // 020 7946 0958
   );
+}
+
+/** `+` or `(` at `at` followed by ≥ 8 digits within 32 digit/separator/parenthesis characters. */
+function opensPhone(c: Uint8Array | Uint16Array, n: number, at: number): boolean {
+  return at + 1 < n && isDigit(c[at + 1]!) && looseDigits(c, n, at + 1) >= 8;
 }
 
 function looseDigits(c: Uint8Array | Uint16Array, n: number, from: number): number {

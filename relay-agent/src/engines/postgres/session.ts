@@ -330,21 +330,29 @@ export class PgSession {
     if (!this.copyAllowed(command, decision.masks)) {
       return this.refuse("COPY TO is refused while a column of this session is masked", seq, extended);
     }
-    const run = () => {
-      // Rows of an execution carry no RowDescription: when they must be masked and no Describe told us
-      // their columns, ask the target ourselves (the answer is not passed on).
-      if (portal && !portal.fields && masksAnything(decision.masks)) {
-        this.toTarget.push(serializeDescribe("P", portal.name));
-        this.pending.push({ kind: "describe", target: "P", portal, internal: true });
-      }
-      this.toTarget.push(raw);
-      this.pending.push(item({ seq, decision, started: performance.now() }));
-    };
     if (decision.effect === "allow") {
-      run();
+      this.run(portal, decision, seq, raw, item);
       return undefined;
     }
-    return this.review(command, decision, seq, extended, run);
+    return this.review(command, decision, seq, extended, () => this.run(portal, decision, seq, raw, item));
+  }
+
+  /** Send an allowed (or approved) query or execution to the target, and expect its answer. */
+  private run(
+    portal: Portal | undefined,
+    decision: Exclude<Decision, { effect: "deny" }>,
+    seq: number,
+    raw: Buffer,
+    item: (j: Judged) => Pending,
+  ): void {
+    // Rows of an execution carry no RowDescription: when they must be masked and no Describe told us
+    // their columns, ask the target ourselves (the answer is not passed on).
+    if (portal && !portal.fields && masksAnything(decision.masks)) {
+      this.toTarget.push(serializeDescribe("P", portal.name));
+      this.pending.push({ kind: "describe", target: "P", portal, internal: true });
+    }
+    this.toTarget.push(raw);
+    this.pending.push(item({ seq, decision, started: performance.now() }));
   }
 
   private async review(
