@@ -32,10 +32,12 @@ export function eventHash(event: RecordingEvent, prevHash: Uint8Array = event.pr
  * buffer and one digest: the writer gets prev_hash, then the event is encoded right behind it.
  */
 function chainedHash(event: RecordingEvent): Buffer {
-  const writer = new BinaryWriter();
-  writer.raw(event.prevHash);
-  return sha("sha256", RecordingEvent.encode(event, writer).finish(), "buffer");
+  chainWriter.raw(event.prevHash);
+  return sha("sha256", RecordingEvent.encode(event, chainWriter).finish(), "buffer");
 }
+
+/** One writer for every chain: finish() resets it and keeps its grown buffer (hashing is synchronous). */
+const chainWriter = new BinaryWriter();
 
 /** Microseconds since the epoch, from the wall clock. */
 export function nowUs(): bigint {

@@ -71,8 +71,8 @@ export class Recorder {
   }
 }
 
-/** How long events wait to be written together: one write per burst, not one per event. */
-const FLUSH_MS = 5;
+/** How long events wait to be written together: one write per session and burst, not one per event. */
+const FLUSH_MS = 10;
 /** Events held before a write even when FLUSH_MS has not passed (bounds memory in a burst). */
 const FLUSH_EVENTS = 256;
 
@@ -83,6 +83,9 @@ const FLUSH_EVENTS = 256;
  */
 export class FileSink implements EventSink {
   private readonly files = new Map<string, SessionFile>();
+  /** Files with events waiting for the next timed write. */
+  private readonly dirty = new Set<SessionFile>();
+  private timer: NodeJS.Timeout | undefined;
   private failed: Error | undefined;
 
   constructor(private readonly dir: string) {
@@ -110,8 +113,12 @@ export class FileSink implements EventSink {
     const file = this.files.get(event.sessionId);
     if (!file || this.failed) return;
     file.events.push(event);
-    if (file.events.length >= FLUSH_EVENTS) this.writeOut(file);
-    else file.timer ??= setTimeout(() => this.writeOut(file), FLUSH_MS);
+    if (file.events.length >= FLUSH_EVENTS) {
+      this.writeOut(file);
+      return;
+    }
+    this.dirty.add(file);
+    this.timer ??= setTimeout(() => this.writeDirty(), FLUSH_MS);
   }
 
   async flush(sessionId: string): Promise<void> {
@@ -127,9 +134,14 @@ export class FileSink implements EventSink {
     await Promise.all([...this.files.keys()].map((id) => this.flush(id)));
   }
 
+  /** One timer for every session: many sessions do not mean many timers. */
+  private writeDirty(): void {
+    this.timer = undefined;
+    for (const file of this.dirty) this.writeOut(file);
+  }
+
   private writeOut(file: SessionFile): void {
-    clearTimeout(file.timer);
-    file.timer = undefined;
+    this.dirty.delete(file);
     if (file.events.length === 0 || this.failed) return;
     let lines = "";
     for (const event of file.events) lines += JSON.stringify(RecordingEvent.toJSON(event)) + "\n";
@@ -141,5 +153,4 @@ export class FileSink implements EventSink {
 interface SessionFile {
   out: WriteStream;
   events: RecordingEvent[];
-  timer?: NodeJS.Timeout;
 }
