@@ -345,6 +345,11 @@ describe("masking detectors", () => {
       "ghp_",
       "sk_live_",
       "xoxb-",
+      "+12345678",
+      "+1234567",
+      "1234567",
+      "(555)",
+      "123-4567",
     ];
     let ruledOut = 0;
     for (let round = 0; round < 20_000; round++) {

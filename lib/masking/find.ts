@@ -6,7 +6,7 @@
 // ones are tried, sticky, at the few places one pass of digitCandidates() points at.
 import { endianness } from "node:os";
 import type { Detector, Span } from "./detectors.js";
-import { digitCandidates } from "./scan.js";
+import { digitCandidates, MIN_DIGIT_MATCH } from "./scan.js";
 
 export interface Hit extends Span {
   detector: Detector;
@@ -116,7 +116,7 @@ export function compileFinder(detectors: readonly Detector[]): Finder {
     }
 
     if (sticky.length > 0) {
-      candidates.length = 0;
+      if (candidates.length > 0) candidates.length = 0; // setting length is not free: only when needed
       digitCandidates(text, codes ?? codeUnits(text), n, candidates);
       let done = 0;
       for (let k = 0; k < candidates.length; k++) {
@@ -157,10 +157,11 @@ export function compilePrecheck(detectors: readonly Detector[]): Precheck {
       const c = bytes[i]!;
       if (c < 128 && firstChars[c] !== 0) return true;
     }
-    if (!digits) return false;
-    candidates.length = 0;
+    if (!digits || end - start < MIN_DIGIT_MATCH) return false;
     digitCandidates(undefined, bytes, end, candidates, start);
-    return candidates.length > 0;
+    if (candidates.length === 0) return false;
+    candidates.length = 0;
+    return true;
   };
 }
 

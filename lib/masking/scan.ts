@@ -17,6 +17,12 @@ const ZERO = 48;
  */
 const STRIDE = 10;
 
+/**
+ * The shortest text a digit-triggered format matches: `+` and 8 digits (the fewest the phone
+ * validator takes for E.164). Every other format is longer (SSN and SIN 11, cards 13, national phones 12).
+ */
+export const MIN_DIGIT_MATCH = 9;
+
 const isDigit = (c: number): boolean => (c - ZERO) >>> 0 < 10;
 const isSep = (c: number): boolean => c === SP || c === DASH || c === DOT;
 const isWordChar = (c: number | undefined): boolean =>
@@ -101,7 +107,7 @@ export function digitCandidates(
         if (opensPhone(c, n, at)) out.push(at);
       }
     }
-  } else {
+  } else if (hasOpener(c, start, n)) {
     for (const opener of [PLUS, OPEN]) {
       for (let at = start; at < n; at++) if (c[at] === opener && opensPhone(c, n, at)) out.push(at);
     }
@@ -141,6 +147,11 @@ function clusterMayMatch(first: number, g1: number, g2: number, g3: number, s1: 
     (g1 === 1 && s1 !== SP && g2 === 3 && g3 === 3) || // 1-555-123-4567
     (first === ZERO && g1 >= 2 && g1 <= 5 && spaceOrDash && g2 >= 3 && g2 <= 4 && g3 >= 3 && g3 <= 4) // 020 7946 0958
   );
+}
+
+function hasOpener(c: Uint8Array | Uint16Array, start: number, n: number): boolean {
+  for (let at = start; at < n; at++) if (c[at] === PLUS || c[at] === OPEN) return true;
+  return false;
 }
 
 /** `+` or `(` at `at` followed by ≥ 8 digits within 32 digit/separator/parenthesis characters. */
