@@ -6,7 +6,7 @@
 // ones are tried, sticky, at the few places one pass of digitCandidates() points at.
 import { endianness } from "node:os";
 import type { Detector, Span } from "./detectors.js";
-import { digitCandidates, MIN_DIGIT_MATCH } from "./scan.js";
+import { digitCandidates, mayHaveDigitFormat, MIN_DIGIT_MATCH } from "./scan.js";
 
 export interface Hit extends Span {
   detector: Detector;
@@ -157,7 +157,7 @@ export function compilePrecheck(detectors: readonly Detector[]): Precheck {
       const c = bytes[i]!;
       if (c < 128 && firstChars[c] !== 0) return true;
     }
-    if (!digits || end - start < MIN_DIGIT_MATCH) return false;
+    if (!digits || end - start < MIN_DIGIT_MATCH || !mayHaveDigitFormat(bytes, start, end)) return false;
     digitCandidates(undefined, bytes, end, candidates, start);
     if (candidates.length === 0) return false;
     candidates.length = 0;

@@ -149,6 +149,27 @@ function clusterMayMatch(first: number, g1: number, g2: number, g3: number, s1: 
   );
 }
 
+/**
+ * Whether c[start, n) has a shape digitCandidates could point at, in one cheap pass: a run of 13
+ * digits (a card in one run), two digit-separator-digit joints (every grouped format has three
+ * groups), or a `+` or `(` right before a digit. Most numbers (ids, amounts, decimals, hashes) have none.
+ */
+export function mayHaveDigitFormat(c: Uint8Array | Uint16Array, start: number, n: number): boolean {
+  let run = 0;
+  let joints = 0;
+  for (let i = start; i < n; i++) {
+    const ch = c[i]!;
+    if (isDigit(ch)) {
+      if (++run >= 13) return true;
+      continue;
+    }
+    const digitNext = i + 1 < n && isDigit(c[i + 1]!);
+    if (digitNext && ((run > 0 && isSep(ch) && ++joints >= 2) || ch === PLUS || ch === OPEN)) return true;
+    run = 0;
+  }
+  return false;
+}
+
 function hasOpener(c: Uint8Array | Uint16Array, start: number, n: number): boolean {
   for (let at = start; at < n; at++) if (c[at] === PLUS || c[at] === OPEN) return true;
   return false;
