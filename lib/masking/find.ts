@@ -6,7 +6,7 @@
 // ones are tried, sticky, at the few places one pass of digitCandidates() points at.
 import { endianness } from "node:os";
 import type { Detector, Span } from "./detectors.js";
-import { digitCandidates, mayHaveDigitFormat, MIN_DIGIT_MATCH } from "./scan.js";
+import { digitCandidates, MIN_DIGIT_MATCH } from "./scan.js";
 
 export interface Hit extends Span {
   detector: Detector;
@@ -139,31 +139,59 @@ export function compileFinder(detectors: readonly Detector[]): Finder {
 }
 
 export function compilePrecheck(detectors: readonly Detector[]): Precheck {
-  const global: { starts: string }[] = [];
   let digits = false;
+  // What each byte is to the precheck; a start character wins over every other role (the safe side).
+  const kind = new Uint8Array(256);
+  for (const c of "0123456789") kind[c.charCodeAt(0)] = DIGIT;
+  for (const c of " -.") kind[c.charCodeAt(0)] = SEPARATOR;
+  for (const c of "+(") kind[c.charCodeAt(0)] = OPENER;
   for (const d of detectors) {
     for (const m of d.matchers) {
       if (m.trigger === "digits") digits = true;
-      else global.push({ starts: m.trigger === "scan" ? m.startChars : m.anchors.map((a) => a[0]).join("") });
+      else {
+        const starts = m.trigger === "scan" ? m.startChars : m.anchors.map((a) => a[0]).join("");
+        for (let k = 0; k < starts.length; k++) kind[starts.charCodeAt(k) & 127] = START;
+      }
     }
   }
-  const firstChars = startCharBits(global);
-  const byStart = global.length <= 31; // as in compileFinder: else any text of MIN_MATCH may match
   const candidates: number[] = [];
   return (bytes, start, end) => {
     if (end - start < MIN_MATCH) return false;
-    if (!byStart) return true;
+    // One pass: a character some matcher starts with settles it; otherwise note whether the cell has
+    // a shape some digit format has (see mayHaveDigitFormat, which this loop inlines).
+    let run = 0;
+    let joints = 0;
+    let shaped = false;
     for (let i = start; i < end; i++) {
-      const c = bytes[i]!;
-      if (c < 128 && firstChars[c] !== 0) return true;
+      const k = kind[bytes[i]!]!;
+      if (k === OTHER) {
+        run = 0;
+      } else if (k === DIGIT) {
+        if (++run >= CARD_RUN) shaped = true;
+      } else if (k === START) {
+        return true;
+      } else {
+        if (i + 1 < end && kind[bytes[i + 1]!] === DIGIT && (k === OPENER || (run > 0 && ++joints >= 2))) {
+          shaped = true;
+        }
+        run = 0;
+      }
     }
-    if (!digits || end - start < MIN_DIGIT_MATCH || !mayHaveDigitFormat(bytes, start, end)) return false;
+    if (!shaped || !digits || end - start < MIN_DIGIT_MATCH) return false;
     digitCandidates(undefined, bytes, end, candidates, start);
     if (candidates.length === 0) return false;
     candidates.length = 0;
     return true;
   };
 }
+
+const OTHER = 0;
+const START = 1;
+const DIGIT = 2;
+const SEPARATOR = 3;
+const OPENER = 4;
+/** A card written as one run has at least this many digits. */
+const CARD_RUN = 13;
 
 /** Bit g of the result's [c] is set when global matcher g (or its anchor) can start with character c. */
 function startCharBits(global: readonly { starts: string }[]): Int32Array {

@@ -107,10 +107,8 @@ export function digitCandidates(
         if (opensPhone(c, n, at)) out.push(at);
       }
     }
-  } else if (hasOpener(c, start, n)) {
-    for (const opener of [PLUS, OPEN]) {
-      for (let at = start; at < n; at++) if (c[at] === opener && opensPhone(c, n, at)) out.push(at);
-    }
+  } else {
+    for (let at = start; at < n; at++) if ((c[at] === PLUS || c[at] === OPEN) && opensPhone(c, n, at)) out.push(at);
   }
   if (out.length > clusters && clusters > from) {
     const sorted = out.slice(from).sort((a, b) => a - b);
@@ -167,11 +165,6 @@ export function mayHaveDigitFormat(c: Uint8Array | Uint16Array, start: number, n
     if (digitNext && ((run > 0 && isSep(ch) && ++joints >= 2) || ch === PLUS || ch === OPEN)) return true;
     run = 0;
   }
-  return false;
-}
-
-function hasOpener(c: Uint8Array | Uint16Array, start: number, n: number): boolean {
-  for (let at = start; at < n; at++) if (c[at] === PLUS || c[at] === OPEN) return true;
   return false;
 }
 
