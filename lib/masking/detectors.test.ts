@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { DEFAULT_DETECTORS, DETECTOR_NAMES, type DetectorName } from "./detectors.js";
 import { compileFinder } from "./find.js";
 import { compileMasker } from "./masker.js";
-import { cardPrefixOk, digitCandidates, luhn, mayHaveDigitFormat } from "./scan.js";
+import { cardPrefixOk, digitCandidates, luhn } from "./scan.js";
 
 /** What each detector alone leaves of `text` (redact mode). */
 function only(name: DetectorName, text: string): string {
@@ -278,6 +278,8 @@ describe("masking detectors", () => {
       return s;
     };
     const digitOnly = compileMasker({ detectors: ["card", "phone"], columns: [], fields: [] });
+    let precheckHits = 0;
+    let ruledOut = 0;
     let found = 0;
     for (let round = 0; round < 4000; round++) {
       let text = "";
@@ -293,13 +295,11 @@ describe("masking detectors", () => {
       wide.set([0x39, 0x78], text.length + 2);
       const ranged: number[] = [];
       digitCandidates(undefined, wide, text.length + 2, ranged, 2);
-      if (candidates.length > 0) assert.ok(mayHaveDigitFormat(wide, 2, text.length + 2), JSON.stringify(text));
-      // The byte precheck of digit-only detectors says "maybe" exactly where the scan points somewhere.
-      assert.equal(
-        digitOnly.mayMatch(Uint8Array.from(wide), 2, text.length + 2),
-        candidates.length > 0,
-        JSON.stringify(text),
-      );
+      // The byte precheck of digit-only detectors says "maybe" wherever the scan points somewhere.
+      const maybe = digitOnly.mayMatch(Uint8Array.from(wide), 2, text.length + 2);
+      if (candidates.length > 0) assert.ok(maybe, JSON.stringify(text));
+      if (maybe) precheckHits++;
+      else ruledOut++;
       // (Openers come in one pass there, so in order; the text form lists every + before every ( .)
       assert.deepEqual(
         ranged.map((p) => p - 2).sort((a, b) => a - b),
@@ -318,6 +318,7 @@ describe("masking detectors", () => {
       }
     }
     assert.ok(found > 1000, `only ${found} matches generated`);
+    assert.ok(precheckHits > 1000, `precheck: ${precheckHits} maybe, ${ruledOut} ruled out`);
   });
 
   it("the byte precheck rules out only values the finder finds nothing in (randomized)", () => {

@@ -6,7 +6,7 @@
 // ones are tried, sticky, at the few places one pass of digitCandidates() points at.
 import { endianness } from "node:os";
 import type { Detector, Span } from "./detectors.js";
-import { digitCandidates, MIN_DIGIT_MATCH } from "./scan.js";
+import { clusterMayMatch, digitCandidates, MIN_DIGIT_MATCH, opensPhone } from "./scan.js";
 
 export interface Hit extends Span {
   detector: Detector;
@@ -145,43 +145,75 @@ export function compilePrecheck(detectors: readonly Detector[]): Precheck {
   for (const c of "0123456789") kind[c.charCodeAt(0)] = DIGIT;
   for (const c of " -.") kind[c.charCodeAt(0)] = SEPARATOR;
   for (const c of "+(") kind[c.charCodeAt(0)] = OPENER;
+  // An anchor of two or more characters must occur whole for its matcher to run: its first two
+  // characters side by side are the test (`pairs`), not its first alone ("closed" has an l, not "live_").
+  const pairs = new Uint8Array(1 << 16);
   for (const d of detectors) {
     for (const m of d.matchers) {
       if (m.trigger === "digits") digits = true;
-      else {
-        const starts = m.trigger === "scan" ? m.startChars : m.anchors.map((a) => a[0]).join("");
-        for (let k = 0; k < starts.length; k++) kind[starts.charCodeAt(k) & 127] = START;
+      else if (m.trigger === "scan") {
+        for (let k = 0; k < m.startChars.length; k++) kind[m.startChars.charCodeAt(k) & 127] = START;
+      } else {
+        for (const a of m.anchors) {
+          const c0 = a.charCodeAt(0) & 127;
+          if (a.length < 2 || a.charCodeAt(1) > 255) kind[c0] = START;
+          else {
+            // Never over a digit, separator or opener: their roles in the digit shapes must stay.
+            kind[c0] = kind[c0] === OTHER || kind[c0] === PAIR ? PAIR : START;
+            pairs[(c0 << 8) | a.charCodeAt(1)] = 1;
+          }
+        }
       }
     }
   }
-  const candidates: number[] = [];
   return (bytes, start, end) => {
     if (end - start < MIN_MATCH) return false;
-    // One pass: a character some matcher starts with settles it; otherwise note whether the cell has
-    // a shape some digit format has (see mayHaveDigitFormat, which this loop inlines).
-    let run = 0;
-    let joints = 0;
-    let shaped = false;
+    // One pass: a character some matcher starts with settles it. Otherwise digit groups are tracked
+    // as digitCandidates reads them (groups joined by one separator before a digit), and any three
+    // in a row with a format's shape, a run as long as a card, or a phone opener say "maybe": a
+    // superset of where digitCandidates points, without its walks.
+    const digitsAllowed = digits && end - start >= MIN_DIGIT_MATCH;
+    let run = 0; // digits in the current group
+    let first = 0; // its first digit
+    // The two groups before it in the cluster (length 0: none), each with the separator after it and
+    // its first digit: A the older, B the newer.
+    let gA = 0;
+    let sA = 0;
+    let fA = 0;
+    let gB = 0;
+    let sB = 0;
+    let fB = 0;
     for (let i = start; i < end; i++) {
-      const k = kind[bytes[i]!]!;
-      if (k === OTHER) {
-        run = 0;
-      } else if (k === DIGIT) {
-        if (++run >= CARD_RUN) shaped = true;
-      } else if (k === START) {
-        return true;
-      } else {
-        if (i + 1 < end && kind[bytes[i + 1]!] === DIGIT && (k === OPENER || (run > 0 && ++joints >= 2))) {
-          shaped = true;
-        }
-        run = 0;
+      const c = bytes[i]!;
+      const k = kind[c]!;
+      if (k === DIGIT) {
+        if (run++ === 0) first = c;
+        if (run >= CARD_RUN && digitsAllowed) return true;
+        continue;
       }
+      if (k === START || (k === PAIR && i + 1 < end && pairs[(c << 8) | bytes[i + 1]!] === 1)) return true;
+      if (run > 0) {
+        // A group ends: with the two before it, it may have a format's shape.
+        if (gA > 0 && digitsAllowed && clusterMayMatch(fA, gA, gB, run, sA, sB)) return true;
+        if (k === SEPARATOR && i + 1 < end && kind[bytes[i + 1]!] === DIGIT) {
+          // The cluster goes on past this separator: the window moves by one group.
+          if (gB > 0) {
+            gA = gB;
+            sA = sB;
+            fA = fB;
+          }
+          gB = run;
+          sB = c;
+          fB = first;
+          run = 0;
+          continue;
+        }
+      }
+      run = 0;
+      gA = gB = 0;
+      if (k === OPENER && digitsAllowed && opensPhone(bytes, end, i)) return true;
     }
-    if (!shaped || !digits || end - start < MIN_DIGIT_MATCH) return false;
-    digitCandidates(undefined, bytes, end, candidates, start);
-    if (candidates.length === 0) return false;
-    candidates.length = 0;
-    return true;
+    return run > 0 && gA > 0 && digitsAllowed && clusterMayMatch(fA, gA, gB, run, sA, sB);
   };
 }
 
@@ -190,6 +222,8 @@ const START = 1;
 const DIGIT = 2;
 const SEPARATOR = 3;
 const OPENER = 4;
+/** The first character of an anchor: a start when the anchor's second character follows. */
+const PAIR = 5;
 /** A card written as one run has at least this many digits. */
 const CARD_RUN = 13;
 

@@ -133,7 +133,8 @@ function consider(
   if (clusterMayMatch(c[at]!, g1, g2, g3, s1, s2)) out.push(at);
 }
 
-function clusterMayMatch(first: number, g1: number, g2: number, g3: number, s1: number, s2: number): boolean {
+/** Whether three digit groups joined by s1 and s2 have the shape of some format (first: g1's first char). */
+export function clusterMayMatch(first: number, g1: number, g2: number, g3: number, s1: number, s2: number): boolean {
   if (g1 >= 13) return true; // a card written as one run
   if (g3 === 0 || s2 !== s1) return false; // every separated format has ≥ 3 groups, one separator kind
   const spaceOrDash = s1 === SP || s1 === DASH;
@@ -147,29 +148,8 @@ function clusterMayMatch(first: number, g1: number, g2: number, g3: number, s1: 
   );
 }
 
-/**
- * Whether c[start, n) has a shape digitCandidates could point at, in one cheap pass: a run of 13
- * digits (a card in one run), two digit-separator-digit joints (every grouped format has three
- * groups), or a `+` or `(` right before a digit. Most numbers (ids, amounts, decimals, hashes) have none.
- */
-export function mayHaveDigitFormat(c: Uint8Array | Uint16Array, start: number, n: number): boolean {
-  let run = 0;
-  let joints = 0;
-  for (let i = start; i < n; i++) {
-    const ch = c[i]!;
-    if (isDigit(ch)) {
-      if (++run >= 13) return true;
-      continue;
-    }
-    const digitNext = i + 1 < n && isDigit(c[i + 1]!);
-    if (digitNext && ((run > 0 && isSep(ch) && ++joints >= 2) || ch === PLUS || ch === OPEN)) return true;
-    run = 0;
-  }
-  return false;
-}
-
 /** `+` or `(` at `at` followed by ≥ 8 digits within 32 digit/separator/parenthesis characters. */
-function opensPhone(c: Uint8Array | Uint16Array, n: number, at: number): boolean {
+export function opensPhone(c: Uint8Array | Uint16Array, n: number, at: number): boolean {
   return at + 1 < n && isDigit(c[at + 1]!) && looseDigits(c, n, at + 1) >= 8;
 }
 
