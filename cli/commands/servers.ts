@@ -29,9 +29,10 @@ export function serverCommands(program: Command): void {
           token: hub.enrollmentToken,
         },
       };
-      // Recordings go straight into the hub's store: no NATS in one process.
+      // Hub and relay share this process: tunnels between them skip gRPC (same checks, no loopback
+      // hop), and recordings go straight into the hub's store (no NATS).
       const sink = config.storage.nats ? undefined : hub.localRecordingSink();
-      const relay = await startRelay(relayConfig, log, { sink });
+      const relay = await startRelay(relayConfig, log, { inProcessHub: hub, sink });
       await relay.ready;
       const tokenFile = join(dataDir(config), "admin.token");
       const admin = await hub.tokens.issue("admin", [...config.identity.adminGroups], ADMIN_TOKEN_TTL_SECONDS);

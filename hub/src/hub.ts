@@ -21,7 +21,9 @@ import { LocalTokens } from "./identity/local-tokens.js";
 import { handleControl } from "./relays/control.js";
 import { FileKeyPinStore, NatsKeyPinStore, type KeyPinStore } from "./relays/key-pins.js";
 import { RelayRegistry } from "./relays/registry.js";
-import { TunnelBroker } from "./tunnels/broker.js";
+import { TunnelBroker, type TunnelCall } from "./tunnels/broker.js";
+import { localCallPair } from "../../lib/tunnel/local-call.js";
+import type { FrameCall } from "../../lib/tunnel/frames.js";
 import { handleCommandApproval } from "./approvals/commands.js";
 import { ApprovalService } from "./approvals/service.js";
 import { NatsApprovalStore } from "./approvals/nats-store.js";
@@ -49,6 +51,11 @@ export interface Hub {
   recordings: Recordings;
   /** For a relay in this process (`vigil up`): its events go straight into this hub's store. */
   localRecordingSink(): EventSink;
+  /**
+   * Open a tunnel to this hub from a relay in the same process (`vigil up`): an in-memory call that
+   * the broker authenticates exactly as a RelayService.Tunnel stream (signed `ready` frame first).
+   */
+  openLocalTunnel(): FrameCall;
   close(): Promise<void>;
 }
 
@@ -95,7 +102,7 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
         onApprovalRequest: (relay, req) => void handleCommandApproval(relay, req, { sessions, approvals, log }),
         log,
       }),
-    tunnel: (call: Parameters<TunnelBroker["attach"]>[0]) => void broker.attach(call),
+    tunnel: (call: TunnelCall) => void broker.attach(call),
   });
   grpcServer.addService(ClientService, {
     connect: (call: Parameters<typeof handleConnect>[0]) =>
@@ -176,6 +183,11 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
     localRecordingSink: () => {
       if (!openStore) throw new Error("this hub has no recording store for a local relay");
       return (localSink ??= new LocalSink(openStore, live, log));
+    },
+    openLocalTunnel: () => {
+      const [hubEnd, relayEnd] = localCallPair();
+      void broker.attach(hubEnd);
+      return relayEnd;
     },
     close: async () => {
       await stop();

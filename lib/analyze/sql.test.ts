@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { analyzeSql, loadSqlParser } from "./sql.js";
+import { analyzeSql, analyzeUncached, literalShape, loadSqlParser } from "./sql.js";
 import type { SqlStatement } from "../policy/command.js";
 
 function one(text: string): SqlStatement {
@@ -205,5 +205,105 @@ describe("analyzeSql", () => {
     const started = performance.now();
     for (let i = 0; i < 10_000; i++) analyzeSql(text);
     assert.ok(performance.now() - started < 200, "cached lookups are cheap");
+  });
+
+  describe("statements that differ only in integer literals", () => {
+    it("shapes only integer literals outside names and numbers", () => {
+      assert.equal(
+        literalShape("SELECT abalance FROM pgbench_accounts WHERE aid = 12345;"),
+        "SELECT abalance FROM pgbench_accounts WHERE aid = 0;",
+      );
+      assert.equal(literalShape("SELECT * FROM t1 LIMIT 10 OFFSET 20"), "SELECT * FROM t1 LIMIT 0 OFFSET 0");
+      assert.equal(
+        literalShape("SELECT a FROM t WHERE b IN (1,2,-3) AND c::varchar(16) = d"),
+        "SELECT a FROM t WHERE b IN (0,0,-0) AND c::varchar(0) = d",
+      );
+      // Decimals, exponents, hex, underscores, names with digits and ICONST overflow stay as written.
+      for (const text of [
+        "SELECT 1.5",
+        "SELECT .5",
+        "SELECT 5.",
+        "SELECT 1e5",
+        "SELECT 0x1F",
+        "SELECT 1_000",
+        "SELECT t2.c3 FROM t2",
+        "SELECT 1234567890",
+      ]) {
+        assert.equal(literalShape(text), undefined, text);
+      }
+      // Anything the shape could misread is left to the parser.
+      for (const text of [
+        "SELECT 1 -- 2",
+        "SELECT /* 1 */ 2",
+        "SELECT '1'",
+        'SELECT 1 AS "2"',
+        "SELECT $1",
+        "SELECT $$1$$",
+        "SELECT E\\'1\\'",
+        "SELECT 1 AS ü",
+        "SELECT a",
+      ]) {
+        assert.equal(literalShape(text), undefined, text);
+      }
+    });
+
+    it("share one analysis, each with its own text", () => {
+      const a = analyzeSql("DELETE FROM shaped_a WHERE id = 1 RETURNING id");
+      const b = analyzeSql("DELETE FROM shaped_a WHERE id = 987654 RETURNING id");
+      assert.notEqual(a, b);
+      assert.equal(b.text, "DELETE FROM shaped_a WHERE id = 987654 RETURNING id");
+      assert.equal(b.statements[0]!.text, b.text);
+      const c = analyzeSql("DELETE FROM shaped_a WHERE id = 5 RETURNING id;");
+      const d = analyzeSql("DELETE FROM shaped_a WHERE id = 6 RETURNING id;");
+      assert.equal(d.statements[0]!.text, "DELETE FROM shaped_a WHERE id = 6 RETURNING id");
+      assert.equal(d.statements[0]!.tablesRead, c.statements[0]!.tablesRead, "a terminating ; has its own shape");
+      assert.deepEqual({ ...b.statements[0], text: "" }, { ...a.statements[0], text: "" });
+      assert.equal(b.statements[0]!.tablesRead, a.statements[0]!.tablesRead, "the analysis itself is shared");
+      assert.ok(Object.isFrozen(b) && Object.isFrozen(b.statements) && Object.isFrozen(b.statements[0]));
+    });
+
+    it("give the parser's own answer in every position an integer can take", () => {
+      const templates = [
+        "SELECT c FROM t WHERE id = N",
+        "SELECT c FROM t ORDER BY N LIMIT N OFFSET N",
+        "SELECT c FROM t WHERE id IN (N, N, N) FOR UPDATE",
+        "SELECT c::varchar(N), c::numeric(N, N) FROM t",
+        "SELECT * FROM t FETCH FIRST N ROWS ONLY",
+        "FETCH N FROM cur",
+        "MOVE FORWARD N IN cur",
+        "UPDATE t SET a = a + N WHERE id = N",
+        "DELETE FROM t WHERE id > N",
+        "INSERT INTO t VALUES (N, N)",
+        "CREATE TABLE tN (a int, b varchar(N))",
+        "ALTER SEQUENCE s INCREMENT BY N RESTART WITH N",
+        "SET statement_timeout = N",
+        "SELECT pg_sleep(N)",
+        "SELECT N",
+        "EXPLAIN SELECT N",
+        "DROP TABLE tN",
+      ];
+      for (const template of templates) {
+        for (const ending of ["", ";", " ; ", ";;\n", "\t"]) {
+          for (const value of ["0", "7", "42", "999999999", "000000001"]) {
+            const text = `  ${template.replaceAll("N", value)}${ending}`;
+            const shaped = analyzeSql(text);
+            assert.deepEqual(shaped, analyzeUncached(text), JSON.stringify(text));
+          }
+        }
+      }
+    });
+
+    it("never lets a parse error or another statement through a shape", () => {
+      assert.ok(analyzeSql("SELEC 1").parseError);
+      assert.ok(analyzeSql("SELEC 2").parseError);
+      analyzeSql("SELECT 1; SELECT 2");
+      const multi = analyzeSql("SELECT 3; SELECT 4");
+      assert.deepEqual(
+        multi.statements.map((st) => st.text),
+        ["SELECT 3", "SELECT 4"],
+      );
+      analyzeSql("DELETE FROM t WHERE id = 1");
+      assert.equal(analyzeSql("DELETE FROM t").statements[0]!.hasWhere, false);
+    });
   });
 });

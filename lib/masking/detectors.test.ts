@@ -21,6 +21,12 @@ function flags(name: DetectorName, value: string, context = (v: string) => `see 
       pad + context(`[masked:${name}]`) + pad,
       `${name} should flag ${JSON.stringify(value)}`,
     );
+    // The byte precheck (DataRow cells) must never rule out what the detector flags, wherever the
+    // value sits in a larger buffer.
+    const bytes = Buffer.from(`x9${text}9x`);
+    const masker = compileMasker({ detectors: [name], columns: [], fields: [] });
+    assert.ok(masker.mayMatch(bytes, 2, bytes.length - 2), `${name} precheck should pass ${JSON.stringify(value)}`);
+    assert.ok(masker.maskBuffer(bytes.subarray(2, bytes.length - 2)), `${name} maskBuffer ${JSON.stringify(value)}`);
   }
 }
 
@@ -271,6 +277,9 @@ describe("masking detectors", () => {
         s += (rnd(6) ? sep : seps[rnd(seps.length)]!) + digits(groupSizes[rnd(groupSizes.length)]!);
       return s;
     };
+    const digitOnly = compileMasker({ detectors: ["card", "phone"], columns: [], fields: [] });
+    let precheckHits = 0;
+    let ruledOut = 0;
     let found = 0;
     for (let round = 0; round < 4000; round++) {
       let text = "";
@@ -279,6 +288,24 @@ describe("masking detectors", () => {
       const units = new Uint16Array(text.length);
       for (let i = 0; i < text.length; i++) units[i] = text.charCodeAt(i);
       digitCandidates(text, units, text.length, candidates);
+      // The same text inside a larger array (a digit and a letter on either side), scanned in place.
+      const wide = new Uint16Array(text.length + 4);
+      wide.set([0x78, 0x39]);
+      wide.set(units, 2);
+      wide.set([0x39, 0x78], text.length + 2);
+      const ranged: number[] = [];
+      digitCandidates(undefined, wide, text.length + 2, ranged, 2);
+      // The byte precheck of digit-only detectors says "maybe" wherever the scan points somewhere.
+      const maybe = digitOnly.mayMatch(Uint8Array.from(wide), 2, text.length + 2);
+      if (candidates.length > 0) assert.ok(maybe, JSON.stringify(text));
+      if (maybe) precheckHits++;
+      else ruledOut++;
+      // (Openers come in one pass there, so in order; the text form lists every + before every ( .)
+      assert.deepEqual(
+        ranged.map((p) => p - 2).sort((a, b) => a - b),
+        [...candidates].sort((a, b) => a - b),
+        JSON.stringify(text),
+      );
       for (let p = 0; p < text.length; p++) {
         for (const { d, re } of sticky) {
           re.lastIndex = p;
@@ -291,6 +318,60 @@ describe("masking detectors", () => {
       }
     }
     assert.ok(found > 1000, `only ${found} matches generated`);
+    assert.ok(precheckHits > 1000, `precheck: ${precheckHits} maybe, ${ruledOut} ruled out`);
+  });
+
+  it("the byte precheck rules out only values the finder finds nothing in (randomized)", () => {
+    const masker = compileMasker({ detectors: [...DETECTOR_NAMES], columns: [], fields: [] });
+    const find = compileFinder(DEFAULT_DETECTORS);
+    let seed = 7;
+    const rnd = (n: number) => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0), (seed >>> 8) % n);
+    const pieces = [
+      "customer ",
+      "active",
+      "closed",
+      "2024-01-01 00:00:01+00",
+      "3.1415",
+      "c4ca4238a0b923820dcc509a6f75849b",
+      "4111 1111 1111 1111",
+      "078-05-1120",
+      "+44 20 7946 0958",
+      "(555) 123-4567",
+      "ann@example.com",
+      "AB123456C",
+      "AKIAIOSFODNN7EXAMPLE",
+      "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig",
+      "-----BEGIN PRIVATE KEY-----",
+      "0",
+      " ",
+      "-",
+      ".",
+      "(",
+      "+",
+      "é",
+      "12",
+      "4111111111111111",
+      "x",
+      "ghp_",
+      "sk_live_",
+      "xoxb-",
+      "+12345678",
+      "+1234567",
+      "1234567",
+      "(555)",
+      "123-4567",
+    ];
+    let ruledOut = 0;
+    for (let round = 0; round < 20_000; round++) {
+      let text = "";
+      for (let k = 1 + rnd(4); k > 0; k--) text += pieces[rnd(pieces.length)]!;
+      const bytes = Buffer.from(`9${text}x`, "latin1");
+      if (!masker.mayMatch(bytes, 1, bytes.length - 1)) {
+        ruledOut++;
+        assert.equal(find(text), undefined, JSON.stringify(text));
+      }
+    }
+    assert.ok(ruledOut > 1000, `only ${ruledOut} values ruled out`);
   });
 
   it("finds nothing (and runs no regex) in text without any trigger", () => {

@@ -6,7 +6,7 @@
 // ones are tried, sticky, at the few places one pass of digitCandidates() points at.
 import { endianness } from "node:os";
 import type { Detector, Span } from "./detectors.js";
-import { digitCandidates } from "./scan.js";
+import { clusterMayMatch, digitCandidates, MIN_DIGIT_MATCH, opensPhone } from "./scan.js";
 
 export interface Hit extends Span {
   detector: Detector;
@@ -34,6 +34,12 @@ interface Sticky {
 /** Text plus, for the digit scan, its code units: a Buffer's own bytes, or a scratch copy of a string. */
 export type Codes = Uint8Array | Uint16Array;
 export type Finder = (text: string, codes?: Codes) => Hit[] | undefined;
+/**
+ * Whether bytes[start, end), read as Latin-1 text, might hold a match: false only when the finder
+ * would surely find nothing there (too short, no character any matcher starts with, no place a digit
+ * format could start). Reads the bytes where they are, with no string and no copy made.
+ */
+export type Precheck = (bytes: Uint8Array, start: number, end: number) => boolean;
 
 /** The shortest text any detector matches ("a@b.io"): anything shorter is let through at once. */
 const MIN_MATCH = 6;
@@ -63,13 +69,7 @@ export function compileFinder(detectors: readonly Detector[]): Finder {
   const candidates: number[] = [];
   // For short strings (DataRow values), a dozen indexOf calls cost more than looking at each char
   // once: bit g of firstChars[c] says that a match (or an anchor) of global matcher g starts with c.
-  const firstChars = new Int32Array(128);
-  global.forEach((g, i) => {
-    for (let k = 0; k < g.starts.length; k++) {
-      const c = g.starts.charCodeAt(k) & 127;
-      firstChars[c] = firstChars[c]! | (1 << i);
-    }
-  });
+  const firstChars = startCharBits(global);
   const filterShort = global.length <= 31; // one bit per matcher
 
   return (text, codes) => {
@@ -77,14 +77,21 @@ export function compileFinder(detectors: readonly Detector[]): Finder {
     if (n < MIN_MATCH) return undefined;
     let hits: Hit[] | undefined;
     let seen = -1; // which global matchers may match: all, unless the string is short
-    if (codes === undefined && n <= SHORT) {
+    if (n <= SHORT) {
       if (filterShort) seen = 0;
-      for (let i = 0; i < n; i++) {
-        const c = text.charCodeAt(i);
-        short[i] = c;
-        if (c < 128) seen |= firstChars[c]!;
+      if (codes === undefined) {
+        for (let i = 0; i < n; i++) {
+          const c = text.charCodeAt(i);
+          short[i] = c;
+          if (c < 128) seen |= firstChars[c]!;
+        }
+        codes = short;
+      } else if (filterShort) {
+        for (let i = 0; i < n; i++) {
+          const c = codes[i]!;
+          if (c < 128) seen |= firstChars[c]!;
+        }
       }
-      codes = short;
     }
 
     for (let g = 0; g < global.length; g++) {
@@ -109,7 +116,7 @@ export function compileFinder(detectors: readonly Detector[]): Finder {
     }
 
     if (sticky.length > 0) {
-      candidates.length = 0;
+      if (candidates.length > 0) candidates.length = 0; // setting length is not free: only when needed
       digitCandidates(text, codes ?? codeUnits(text), n, candidates);
       let done = 0;
       for (let k = 0; k < candidates.length; k++) {
@@ -129,6 +136,107 @@ export function compileFinder(detectors: readonly Detector[]): Finder {
     }
     return hits && disjoint(hits);
   };
+}
+
+export function compilePrecheck(detectors: readonly Detector[]): Precheck {
+  let digits = false;
+  // What each byte is to the precheck; a start character wins over every other role (the safe side).
+  const kind = new Uint8Array(256);
+  for (const c of "0123456789") kind[c.charCodeAt(0)] = DIGIT;
+  for (const c of " -.") kind[c.charCodeAt(0)] = SEPARATOR;
+  for (const c of "+(") kind[c.charCodeAt(0)] = OPENER;
+  // An anchor of two or more characters must occur whole for its matcher to run: its first two
+  // characters side by side are the test (`pairs`), not its first alone ("closed" has an l, not "live_").
+  const pairs = new Uint8Array(1 << 16);
+  for (const d of detectors) {
+    for (const m of d.matchers) {
+      if (m.trigger === "digits") digits = true;
+      else if (m.trigger === "scan") {
+        for (let k = 0; k < m.startChars.length; k++) kind[m.startChars.charCodeAt(k) & 127] = START;
+      } else {
+        for (const a of m.anchors) {
+          const c0 = a.charCodeAt(0) & 127;
+          if (a.length < 2 || a.charCodeAt(1) > 255) kind[c0] = START;
+          else {
+            // Never over a digit, separator or opener: their roles in the digit shapes must stay.
+            kind[c0] = kind[c0] === OTHER || kind[c0] === PAIR ? PAIR : START;
+            pairs[(c0 << 8) | a.charCodeAt(1)] = 1;
+          }
+        }
+      }
+    }
+  }
+  return (bytes, start, end) => {
+    if (end - start < MIN_MATCH) return false;
+    // One pass: a character some matcher starts with settles it. Otherwise digit groups are tracked
+    // as digitCandidates reads them (groups joined by one separator before a digit), and any three
+    // in a row with a format's shape, a run as long as a card, or a phone opener say "maybe": a
+    // superset of where digitCandidates points, without its walks.
+    const digitsAllowed = digits && end - start >= MIN_DIGIT_MATCH;
+    let run = 0; // digits in the current group
+    let first = 0; // its first digit
+    // The two groups before it in the cluster (length 0: none), each with the separator after it and
+    // its first digit: A the older, B the newer.
+    let gA = 0;
+    let sA = 0;
+    let fA = 0;
+    let gB = 0;
+    let sB = 0;
+    let fB = 0;
+    for (let i = start; i < end; i++) {
+      const c = bytes[i]!;
+      const k = kind[c]!;
+      if (k === DIGIT) {
+        if (run++ === 0) first = c;
+        if (run >= CARD_RUN && digitsAllowed) return true;
+        continue;
+      }
+      if (k === START || (k === PAIR && i + 1 < end && pairs[(c << 8) | bytes[i + 1]!] === 1)) return true;
+      if (run > 0) {
+        // A group ends: with the two before it, it may have a format's shape.
+        if (gA > 0 && digitsAllowed && clusterMayMatch(fA, gA, gB, run, sA, sB)) return true;
+        if (k === SEPARATOR && i + 1 < end && kind[bytes[i + 1]!] === DIGIT) {
+          // The cluster goes on past this separator: the window moves by one group.
+          if (gB > 0) {
+            gA = gB;
+            sA = sB;
+            fA = fB;
+          }
+          gB = run;
+          sB = c;
+          fB = first;
+          run = 0;
+          continue;
+        }
+      }
+      run = 0;
+      gA = gB = 0;
+      if (k === OPENER && digitsAllowed && opensPhone(bytes, end, i)) return true;
+    }
+    return run > 0 && gA > 0 && digitsAllowed && clusterMayMatch(fA, gA, gB, run, sA, sB);
+  };
+}
+
+const OTHER = 0;
+const START = 1;
+const DIGIT = 2;
+const SEPARATOR = 3;
+const OPENER = 4;
+/** The first character of an anchor: a start when the anchor's second character follows. */
+const PAIR = 5;
+/** A card written as one run has at least this many digits. */
+const CARD_RUN = 13;
+
+/** Bit g of the result's [c] is set when global matcher g (or its anchor) can start with character c. */
+function startCharBits(global: readonly { starts: string }[]): Int32Array {
+  const bits = new Int32Array(128);
+  global.forEach((g, i) => {
+    for (let k = 0; k < g.starts.length; k++) {
+      const c = g.starts.charCodeAt(k) & 127;
+      bits[c] = bits[c]! | (1 << (i % 32));
+    }
+  });
+  return bits;
 }
 
 /** Sorted by start; a hit that overlaps an earlier one keeps only the part past it (never dropped whole

@@ -2,7 +2,7 @@
 // once; compileMasker turns that into closures that do no parsing or regex compilation per call.
 import { spliceBytes } from "./bytes.js";
 import { DEFAULT_DETECTORS, type Detector, type DetectorName } from "./detectors.js";
-import { compileFinder, type Hit } from "./find.js";
+import { compileFinder, compilePrecheck, type Hit } from "./find.js";
 import { compileReplacer, WHOLE_REDACTION, type Replacement } from "./replacement.js";
 import { compileColumnRules, compileFieldRules } from "./rules.js";
 
@@ -34,6 +34,12 @@ export interface Masker {
   maskText(text: string): MaskTextResult;
   /** Detectors over bytes (terminal output, HTTP bodies); undefined when nothing matched. */
   maskBuffer(buf: Buffer): Buffer | undefined;
+  /**
+   * False when no detector can match buf[start, end), so maskBuffer of those bytes would return
+   * undefined: a cheap look at the bytes where they are (no string, no copy), for hot paths that
+   * see mostly values with nothing to mask (DataRow cells).
+   */
+  mayMatch(buf: Uint8Array, start: number, end: number): boolean;
   /** Whether a column rule masks this column whole. Call once per RowDescription, not per row. */
   columnRule(table: string | undefined, column: string): boolean;
   /** The replacement for a value of a column that columnRule said is masked whole. */
@@ -57,6 +63,7 @@ export function compileMasker(spec: MaskSpec, detectors: readonly Detector[] = D
   for (const name of wanted)
     if (!active.some((d) => d.name === name)) throw new Error(`unknown mask detector "${name}"`);
   const findHits = compileFinder(active);
+  const precheck = compilePrecheck(active);
   // Whole values (column and field rules) are recognized with every detector, enabled or not.
   const findAny = compileFinder(detectors);
   const recognize = (value: string): Detector | undefined => {
@@ -112,6 +119,13 @@ export function compileMasker(spec: MaskSpec, detectors: readonly Detector[] = D
         return hits && spliceBytes(buf, hits, replaceHit);
       } catch {
         return Buffer.from(WHOLE_REDACTION);
+      }
+    },
+    mayMatch(buf, start, end) {
+      try {
+        return precheck(buf, start, end);
+      } catch {
+        return true; // maskBuffer decides, and fails closed
       }
     },
     columnRule: (table, column) => (hasColumnRules ? columnRule(table, column) : false),

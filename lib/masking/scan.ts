@@ -7,6 +7,7 @@ const SP = 32;
 const DASH = 45;
 const DOT = 46;
 const OPEN = 40;
+const PLUS = 43;
 const CLOSE = 41;
 const ZERO = 48;
 /**
@@ -15,6 +16,12 @@ const ZERO = 48;
  * characters hits a digit of each.
  */
 const STRIDE = 10;
+
+/**
+ * The shortest text a digit-triggered format matches: `+` and 8 digits (the fewest the phone
+ * validator takes for E.164). Every other format is longer (SSN and SIN 11, cards 13, national phones 12).
+ */
+export const MIN_DIGIT_MATCH = 9;
 
 const isDigit = (c: number): boolean => (c - ZERO) >>> 0 < 10;
 const isSep = (c: number): boolean => c === SP || c === DASH || c === DOT;
@@ -34,12 +41,21 @@ const isWordChar = (c: number | undefined): boolean =>
  * them is a digit: most of the text is never read.
  *
  * `+` and `(` followed by ≥ 8 digits within 32 digit/separator/parenthesis characters are candidates
- * too (international phones; `(555) 123-4567`); `text` is there to find them with indexOf.
+ * too (international phones; `(555) 123-4567`); `text`, when given, is there to find them with indexOf.
+ *
+ * With `start`, only c[start, n) is the text (a value inside a larger message): nothing before
+ * `start` is read, and positions are indices into `c`.
  */
-export function digitCandidates(text: string, c: Uint8Array | Uint16Array, n: number, out: number[]): void {
+export function digitCandidates(
+  text: string | undefined,
+  c: Uint8Array | Uint16Array,
+  n: number,
+  out: number[],
+  start = 0,
+): void {
   const from = out.length;
-  let p = 0;
-  let lo = 0; // everything before lo belongs to clusters already judged
+  let p = start;
+  let lo = start; // everything before lo belongs to clusters already judged
   while (p < n) {
     let q = p;
     if (!isDigit(c[q]!)) {
@@ -49,14 +65,14 @@ export function digitCandidates(text: string, c: Uint8Array | Uint16Array, n: nu
         continue;
       }
     }
-    let start = q; // walk back to the start of the cluster q is in
+    let cluster = q; // walk back to the start of the cluster q is in
     for (;;) {
-      if (start - 1 >= lo && isDigit(c[start - 1]!)) start--;
-      else if (start - 2 >= lo && isSep(c[start - 1]!) && isDigit(c[start - 2]!)) start -= 2;
+      if (cluster - 1 >= lo && isDigit(c[cluster - 1]!)) cluster--;
+      else if (cluster - 2 >= lo && isSep(c[cluster - 1]!) && isDigit(c[cluster - 2]!)) cluster -= 2;
       else break;
     }
     // Walk forward over the groups, judging each possible start on the shape of the three groups from it.
-    let i = start;
+    let i = cluster;
     let p0 = -1; // two groups back: start, length, separator after it
     let l0 = 0;
     let s0 = 0;
@@ -66,7 +82,8 @@ export function digitCandidates(text: string, c: Uint8Array | Uint16Array, n: nu
     for (;;) {
       const groupStart = i;
       while (i < n && isDigit(c[i]!)) i++;
-      if (p0 >= 0 && (p0 === start || c[p0 - 1] === SP)) consider(c, start, p0, l0, s0, l1, s1, i - groupStart, out);
+      if (p0 >= 0 && (p0 === cluster || c[p0 - 1] === SP))
+        consider(c, start, cluster, p0, l0, s0, l1, s1, i - groupStart, out);
       const sep = i + 1 < n && isSep(c[i]!) && isDigit(c[i + 1]!) ? c[i]! : 0;
       p0 = p1;
       l0 = l1;
@@ -78,16 +95,20 @@ export function digitCandidates(text: string, c: Uint8Array | Uint16Array, n: nu
       i++;
     }
     // Fewer than three groups left: only a card in one run (which starts a cluster) still fits.
-    if (p0 === start && l0 >= 13) consider(c, start, p0, l0, 0, 0, 0, 0, out);
-    else if (p1 === start && l1 >= 13) consider(c, start, p1, l1, 0, 0, 0, 0, out);
+    if (p0 === cluster && l0 >= 13) consider(c, start, cluster, p0, l0, 0, 0, 0, 0, out);
+    else if (p1 === cluster && l1 >= 13) consider(c, start, cluster, p1, l1, 0, 0, 0, 0, out);
     lo = i;
     p = i + 1;
   }
   const clusters = out.length;
-  for (const opener of ["+", "("]) {
-    for (let at = text.indexOf(opener); at >= 0 && at < n; at = text.indexOf(opener, at + 1)) {
-      if (at + 1 < n && isDigit(c[at + 1]!) && looseDigits(c, n, at + 1) >= 8) out.push(at);
+  if (text !== undefined) {
+    for (const opener of ["+", "("]) {
+      for (let at = text.indexOf(opener, start); at >= 0 && at < n; at = text.indexOf(opener, at + 1)) {
+        if (opensPhone(c, n, at)) out.push(at);
+      }
     }
+  } else {
+    for (let at = start; at < n; at++) if ((c[at] === PLUS || c[at] === OPEN) && opensPhone(c, n, at)) out.push(at);
   }
   if (out.length > clusters && clusters > from) {
     const sorted = out.slice(from).sort((a, b) => a - b);
@@ -97,6 +118,7 @@ export function digitCandidates(text: string, c: Uint8Array | Uint16Array, n: nu
 
 function consider(
   c: Uint8Array | Uint16Array,
+  textStart: number,
   clusterStart: number,
   at: number,
   g1: number,
@@ -107,11 +129,12 @@ function consider(
   out: number[],
 ): void {
   // The regexes refuse to start right after a letter or underscore (hex ids, words).
-  if (at === clusterStart && isWordChar(c[at - 1])) return;
+  if (at === clusterStart && at > textStart && isWordChar(c[at - 1])) return;
   if (clusterMayMatch(c[at]!, g1, g2, g3, s1, s2)) out.push(at);
 }
 
-function clusterMayMatch(first: number, g1: number, g2: number, g3: number, s1: number, s2: number): boolean {
+/** Whether three digit groups joined by s1 and s2 have the shape of some format (first: g1's first char). */
+export function clusterMayMatch(first: number, g1: number, g2: number, g3: number, s1: number, s2: number): boolean {
   if (g1 >= 13) return true; // a card written as one run
   if (g3 === 0 || s2 !== s1) return false; // every separated format has ≥ 3 groups, one separator kind
   const spaceOrDash = s1 === SP || s1 === DASH;
@@ -123,6 +146,11 @@ function clusterMayMatch(first: number, g1: number, g2: number, g3: number, s1: 
     (g1 === 1 && s1 !== SP && g2 === 3 && g3 === 3) || // 1-555-123-4567
     (first === ZERO && g1 >= 2 && g1 <= 5 && spaceOrDash && g2 >= 3 && g2 <= 4 && g3 >= 3 && g3 <= 4) // 020 7946 0958
   );
+}
+
+/** `+` or `(` at `at` followed by ≥ 8 digits within 32 digit/separator/parenthesis characters. */
+export function opensPhone(c: Uint8Array | Uint16Array, n: number, at: number): boolean {
+  return at + 1 < n && isDigit(c[at + 1]!) && looseDigits(c, n, at + 1) >= 8;
 }
 
 function looseDigits(c: Uint8Array | Uint16Array, n: number, from: number): number {

@@ -1,4 +1,5 @@
-import { createHash } from "node:crypto";
+import { createHash, hash as sha } from "node:crypto";
+import { BinaryWriter } from "@bufbuild/protobuf/wire";
 import { RecordingEvent } from "../../proto/gen/vigil/v1/recording.js";
 import { signEd25519, verifyEd25519 } from "../keys.js";
 import type { KeyObject } from "node:crypto";
@@ -25,6 +26,18 @@ export function eventHash(event: RecordingEvent, prevHash: Uint8Array = event.pr
   }).finish();
   return createHash("sha256").update(prevHash).update(bytes).digest();
 }
+
+/**
+ * `eventHash` of an event whose hash and signature are still empty, as `append` builds it, with one
+ * buffer and one digest: the writer gets prev_hash, then the event is encoded right behind it.
+ */
+function chainedHash(event: RecordingEvent): Buffer {
+  chainWriter.raw(event.prevHash);
+  return sha("sha256", RecordingEvent.encode(event, chainWriter).finish(), "buffer");
+}
+
+/** One writer for every chain: finish() resets it and keeps its grown buffer (hashing is synchronous). */
+const chainWriter = new BinaryWriter();
 
 /** Microseconds since the epoch, from the wall clock. */
 export function nowUs(): bigint {
@@ -56,7 +69,7 @@ export class EventChain {
       signature: EMPTY,
       body,
     };
-    event.hash = eventHash(event);
+    event.hash = chainedHash(event);
     this.prev = event.hash;
     return event;
   }

@@ -17,6 +17,7 @@ import {
 } from "../../lib/keys.js";
 import type { Logger } from "../../lib/log.js";
 import { FrameDuplex } from "../../lib/tunnel/frame-duplex.js";
+import type { FrameCall } from "../../lib/tunnel/frames.js";
 import { RelayClient } from "../../lib/tunnel/services.js";
 import { VERSION } from "../../lib/version.js";
 import type { ApprovalOutcome, EngineSession } from "./engines/engine.js";
@@ -47,6 +48,17 @@ const REDISCOVER_MS = 30_000;
 export interface RelayOptions {
   /** Where recordings go; by default JetStream when storage.nats is set, else files under the data dir. */
   sink?: EventSink;
+  /**
+   * The hub running in this process (`vigil up`). Sessions that hub asks for get their tunnel as an
+   * in-memory call instead of a Tunnel stream over loopback; enrollment, the Control stream and the
+   * signed `ready` frame the hub checks stay as they are. Sessions of other hubs use gRPC.
+   */
+  inProcessHub?: InProcessHub;
+}
+
+export interface InProcessHub {
+  id: string;
+  openLocalTunnel(): FrameCall;
 }
 
 export async function startRelay(config: Config, log: Logger, options: RelayOptions = {}): Promise<Relay> {
@@ -73,6 +85,7 @@ export async function startRelay(config: Config, log: Logger, options: RelayOpti
     checkConnections(rc.connections),
     new Recorder(options.sink ?? recordingSink(config, id, log, onUnavailable), key.privateKey),
     log.child({ relay: id, segment: rc.segment }),
+    options.inProcessHub,
   );
   return agent.start();
 }
@@ -163,6 +176,7 @@ class RelayAgent implements LinkOwner {
     private readonly connections: Map<string, Connection>,
     private readonly recorder: Recorder,
     private readonly log: Logger,
+    private readonly inProcessHub: InProcessHub | undefined,
   ) {}
 
   start(): Relay {
@@ -366,12 +380,13 @@ class RelayAgent implements LinkOwner {
         endError = e.message;
         return fail(e.code, e.message, e.nativeCode);
       }
-      const call = link.client.tunnel();
+      const local = this.inProcessHub && link.hub === this.inProcessHub.id ? this.inProcessHub : undefined;
+      const call: FrameCall = local ? local.openLocalTunnel() : link.client.tunnel();
       const signature = signEd25519(this.key.privateKey, tunnelSigningPayload(req.sessionId, this.id));
       call.write({ frame: { $case: "ready", value: { sessionId: req.sessionId, relayId: this.id, signature } } });
       const tunnel = new FrameDuplex(call, { lostCode: "hub_unavailable", peer: "hub" });
       running.tunnel = tunnel;
-      log.info({ rules: policy.current.rules.length }, "session started");
+      log.info({ rules: policy.current.rules.length, tunnel: local ? "in-process" : "grpc" }, "session started");
       try {
         await running.engine.serve(tunnel);
         log.info("session ended");

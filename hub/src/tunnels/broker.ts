@@ -4,14 +4,15 @@ import type { TunnelError, TunnelFrame } from "../../../proto/gen/vigil/v1/tunne
 import { toErrorCode, VigilError } from "../../../lib/errors.js";
 import { tunnelSigningPayload, verifyEd25519 } from "../../../lib/keys.js";
 import type { Logger } from "../../../lib/log.js";
-import { errorFrame, readFirstFrame } from "../../../lib/tunnel/frames.js";
+import { errorFrame, readFirstFrame, type FrameCall } from "../../../lib/tunnel/frames.js";
 import type { RelayRecord, RelayRegistry } from "../relays/registry.js";
 
+/** A relay's RelayService.Tunnel stream, as grpc-js hands it to the hub. */
 export type TunnelCall = ServerDuplexStream<TunnelFrame, TunnelFrame>;
 
 interface Pending {
   relayId: string;
-  resolve(call: TunnelCall): void;
+  resolve(call: FrameCall): void;
   reject(err: VigilError): void;
 }
 
@@ -28,10 +29,10 @@ export class TunnelBroker {
     private readonly log: Logger,
   ) {}
 
-  open(relay: RelayRecord, request: OpenTunnel): Promise<TunnelCall> {
+  open(relay: RelayRecord, request: OpenTunnel): Promise<FrameCall> {
     const send = relay.send;
     if (!send) return Promise.reject(new VigilError("relay_unavailable", `relay ${relay.id} is offline`));
-    return new Promise<TunnelCall>((resolve, reject) => {
+    return new Promise<FrameCall>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.settle(request.sessionId)?.reject(
           new VigilError("tunnel_timeout", `relay ${relay.id} did not open the tunnel within ${this.timeoutMs} ms`),
@@ -64,8 +65,12 @@ export class TunnelBroker {
     }
   }
 
-  /** A new RelayService.Tunnel stream: authenticate its first frame and hand it to the waiting session. */
-  async attach(call: TunnelCall): Promise<void> {
+  /**
+   * A new tunnel from a relay: a RelayService.Tunnel stream, or an in-process call pair when the relay
+   * runs in this process (`vigil up`). Either way its first frame must name a waiting session and be
+   * signed by the key that relay enrolled with; then it is handed to the session.
+   */
+  async attach(call: FrameCall): Promise<void> {
     try {
       const first = await readFirstFrame(call, "relay_lost", this.timeoutMs);
       if (first.frame?.$case !== "ready") throw new VigilError("protocol_error", "first tunnel frame must be ready");

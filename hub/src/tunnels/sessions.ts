@@ -6,12 +6,13 @@ import type { PolicySet } from "../../../lib/policy/load.js";
 import type { Identity } from "../identity/identity.js";
 import type { PolicyStore } from "../policy/store.js";
 import type { RelayRecord, RelayRegistry } from "../relays/registry.js";
-import type { TunnelBroker, TunnelCall } from "./broker.js";
+import type { FrameCall } from "../../../lib/tunnel/frames.js";
+import type { TunnelBroker } from "./broker.js";
 
 export interface OpenedSession {
   id: string;
   relay: RelayRecord;
-  tunnel: TunnelCall;
+  tunnel: FrameCall;
   /** Call once when the session has ended, to release its slot on the relay. */
   release(): void;
 }

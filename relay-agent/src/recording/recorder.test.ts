@@ -52,6 +52,33 @@ describe("Recorder over FileSink", () => {
     }
   });
 
+  it("keeps interleaved sessions apart, each in its own file and chain", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "vigil-rec-"));
+    const key = generateKey();
+    try {
+      const recorder = new Recorder(new FileSink(dir), key.privateKey);
+      const sessions = await Promise.all(["a", "b", "c"].map((id) => recorder.open(id)));
+      for (const rec of sessions) rec.record(start);
+      for (let i = 1; i <= 600; i++) {
+        sessions[i % 3]!.record({ $case: "error", value: { code: "x", message: `e${i}` } });
+        if (i % 100 === 0) await new Promise((r) => setTimeout(r, 12)); // let timed writes happen between bursts
+      }
+      await Promise.all(sessions.map((rec) => rec.end({ error: "" })));
+      for (const id of ["a", "b", "c"]) {
+        const events = readFileSync(join(dir, `${id}.ndjson`), "utf8")
+          .trim()
+          .split("\n")
+          .map((l) => RecordingEvent.fromJSON(JSON.parse(l)));
+        assert.equal(events.length, 202, id);
+        assert.ok(events.every((e) => e.sessionId === id));
+        assert.deepEqual(verifyChain(events, key.publicRaw), { ok: true, events: 202 });
+      }
+      await recorder.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("refuses to open a session it cannot record (fail closed)", async () => {
     const dir = mkdtempSync(join(tmpdir(), "vigil-rec-"));
     const recorder = new Recorder(new FileSink(dir), generateKey().privateKey);

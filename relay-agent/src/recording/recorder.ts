@@ -92,17 +92,21 @@ export class Recorder {
   }
 }
 
-/** How long events wait to be written together: one write per burst, not one per event. */
-const FLUSH_MS = 5;
-const FLUSH_BYTES = 64 * 1024;
+/** How long events wait to be written together: one write per session and burst, not one per event. */
+const FLUSH_MS = 10;
+/** Events held before a write even when FLUSH_MS has not passed (bounds memory in a burst). */
+const FLUSH_EVENTS = 256;
 
 /**
  * A relay with no NATS to ship to keeps each session's events on its own disk, as NDJSON (one
- * proto3-JSON RecordingEvent per line) in `<dir>/<session>.ndjson`. Lines are gathered and written
- * in one go every few milliseconds; nothing on the data path waits for the disk.
+ * proto3-JSON RecordingEvent per line) in `<dir>/<session>.ndjson`. Events are gathered, turned into
+ * lines and written in one go every few milliseconds: neither the JSON nor the disk is on the data path.
  */
 export class FileSink implements EventSink {
   private readonly files = new Map<string, SessionFile>();
+  /** Files with events waiting for the next timed write. */
+  private readonly dirty = new Set<SessionFile>();
+  private timer: NodeJS.Timeout | undefined;
   private failed: Error | undefined;
 
   constructor(private readonly dir: string) {
@@ -117,7 +121,7 @@ export class FileSink implements EventSink {
         reject(new VigilError("recording_unavailable", `the session cannot be recorded: ${err.message}`)),
       );
     });
-    const file: SessionFile = { out, lines: [], bytes: 0 };
+    const file: SessionFile = { out, events: [] };
     out.on("error", (err) => (this.failed ??= err));
     this.files.set(sessionId, file);
   }
@@ -129,11 +133,13 @@ export class FileSink implements EventSink {
   write(event: RecordingEvent): void {
     const file = this.files.get(event.sessionId);
     if (!file || this.failed) return;
-    const line = JSON.stringify(RecordingEvent.toJSON(event)) + "\n";
-    file.lines.push(line);
-    file.bytes += line.length;
-    if (file.bytes >= FLUSH_BYTES) this.writeOut(file);
-    else file.timer ??= setTimeout(() => this.writeOut(file), FLUSH_MS);
+    file.events.push(event);
+    if (file.events.length >= FLUSH_EVENTS) {
+      this.writeOut(file);
+      return;
+    }
+    this.dirty.add(file);
+    this.timer ??= setTimeout(() => this.writeDirty(), FLUSH_MS);
   }
 
   async flush(sessionId: string): Promise<void> {
@@ -149,19 +155,23 @@ export class FileSink implements EventSink {
     await Promise.all([...this.files.keys()].map((id) => this.flush(id)));
   }
 
+  /** One timer for every session: many sessions do not mean many timers. */
+  private writeDirty(): void {
+    this.timer = undefined;
+    for (const file of this.dirty) this.writeOut(file);
+  }
+
   private writeOut(file: SessionFile): void {
-    clearTimeout(file.timer);
-    file.timer = undefined;
-    if (file.lines.length === 0 || this.failed) return;
-    file.out.write(file.lines.join(""));
-    file.lines = [];
-    file.bytes = 0;
+    this.dirty.delete(file);
+    if (file.events.length === 0 || this.failed) return;
+    let lines = "";
+    for (const event of file.events) lines += JSON.stringify(RecordingEvent.toJSON(event)) + "\n";
+    file.events = [];
+    file.out.write(lines);
   }
 }
 
 interface SessionFile {
   out: WriteStream;
-  lines: string[];
-  bytes: number;
-  timer?: NodeJS.Timeout;
+  events: RecordingEvent[];
 }

@@ -50,20 +50,27 @@ export class RowMasker {
    * the message throws rather than pass unmasked.
    */
   maskRow(body: Buffer): Buffer | undefined {
-    const n = body.readUInt16BE(0);
+    // Runs once per row: lengths are read by hand and fields kept in locals (no Buffer method calls).
+    const size = body.length;
+    if (size < 2) throw new RangeError("DataRow too short for its column count");
+    const n = (body[0]! << 8) | body[1]!;
+    const actions = this.actions;
+    const masker = this.masker;
     let pos = 2;
     // Edits as (start of the value's length word, end of the value, replacement or null).
     let edits: { from: number; to: number; value: Buffer | null }[] | undefined;
     let grow = 0;
     for (let i = 0; i < n; i++) {
       const from = pos;
-      const len = body.readInt32BE(pos);
+      if (pos + 4 > size) throw new RangeError("DataRow value length runs past the message");
+      const len = (body[pos]! << 24) | (body[pos + 1]! << 16) | (body[pos + 2]! << 8) | body[pos + 3]!;
       pos += 4;
       if (len < 0) continue;
       const to = pos + len;
-      if (to > body.length) throw new RangeError("DataRow value runs past the message");
-      const action = i < this.actions.length ? this.actions[i]! : Action.Keep;
-      if (action === Action.Keep) {
+      if (to > size) throw new RangeError("DataRow value runs past the message");
+      const action = i < actions.length ? actions[i]! : Action.Keep;
+      // Most scanned values hold nothing a detector could match: judged in place, no view made.
+      if (action === Action.Keep || (action === Action.Scan && !masker.mayMatch(body, pos, to))) {
         pos = to;
         continue;
       }

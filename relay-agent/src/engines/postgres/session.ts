@@ -1,4 +1,4 @@
-import { createHash, type Hash } from "node:crypto";
+import { RowDigest } from "./row-digest.js";
 import type { Duplex } from "node:stream";
 import { analyzeSql } from "../../../../lib/analyze/sql.js";
 import type { SqlCommand } from "../../../../lib/policy/command.js";
@@ -48,7 +48,7 @@ interface ResultState {
   record?: RowMasker;
   columns?: string[];
   rows: number;
-  digest?: Hash;
+  digest?: RowDigest;
   sample?: (string | null)[][];
 }
 
@@ -330,21 +330,29 @@ export class PgSession {
     if (!this.copyAllowed(command, decision.masks)) {
       return this.refuse("COPY TO is refused while a column of this session is masked", seq, extended);
     }
-    const run = () => {
-      // Rows of an execution carry no RowDescription: when they must be masked and no Describe told us
-      // their columns, ask the target ourselves (the answer is not passed on).
-      if (portal && !portal.fields && masksAnything(decision.masks)) {
-        this.toTarget.push(serializeDescribe("P", portal.name));
-        this.pending.push({ kind: "describe", target: "P", portal, internal: true });
-      }
-      this.toTarget.push(raw);
-      this.pending.push(item({ seq, decision, started: performance.now() }));
-    };
     if (decision.effect === "allow") {
-      run();
+      this.run(portal, decision, seq, raw, item);
       return undefined;
     }
-    return this.review(command, decision, seq, extended, run);
+    return this.review(command, decision, seq, extended, () => this.run(portal, decision, seq, raw, item));
+  }
+
+  /** Send an allowed (or approved) query or execution to the target, and expect its answer. */
+  private run(
+    portal: Portal | undefined,
+    decision: Exclude<Decision, { effect: "deny" }>,
+    seq: number,
+    raw: Buffer,
+    item: (j: Judged) => Pending,
+  ): void {
+    // Rows of an execution carry no RowDescription: when they must be masked and no Describe told us
+    // their columns, ask the target ourselves (the answer is not passed on).
+    if (portal && !portal.fields && masksAnything(decision.masks)) {
+      this.toTarget.push(serializeDescribe("P", portal.name));
+      this.pending.push({ kind: "describe", target: "P", portal, internal: true });
+    }
+    this.toTarget.push(raw);
+    this.pending.push(item({ seq, decision, started: performance.now() }));
   }
 
   private async review(
@@ -587,10 +595,10 @@ export class PgSession {
     const masks = head.decision.effect === "deny" ? undefined : head.decision.masks;
     if (!fields) {
       if (masks && masksAnything(masks)) throw new Error("result columns unknown: rows cannot be masked");
-      head.result = { rows: 0, digest: createHash("sha256") };
+      head.result = { rows: 0, digest: new RowDigest() };
       return;
     }
-    const result: ResultState = { rows: 0, columns: fields.map((f) => f.name), digest: createHash("sha256") };
+    const result: ResultState = { rows: 0, columns: fields.map((f) => f.name), digest: new RowDigest() };
     if (masks) {
       const live = this.maskers.get(masks.live);
       const record = this.maskers.get(masks.record);
@@ -623,7 +631,7 @@ export class PgSession {
       value: resultEvent(head.seq, {
         tag: tag ?? "",
         rows: BigInt(r.rows),
-        digest: r.digest ? r.digest.digest("hex") : "",
+        digest: r.digest ? r.digest.hex() : "",
         columns: r.columns ?? [],
         sample: r.sample ? r.sample.map((row) => ({ values: row.map(toValue) })) : [],
         error,
@@ -640,16 +648,18 @@ export class PgSession {
 
   private recordCommand(seq: number, command: SqlCommand, portal: Portal | undefined, decision: Decision): void {
     const masks = decision.effect === "deny" ? undefined : decision.masks;
-    const all = allStatements(command.statements);
+    const only = command.statements.length === 1 ? command.statements[0]! : undefined;
+    // One plain statement (the usual case) already lists its tables once each.
+    const all = only && only.nested.length === 0 ? undefined : allStatements(command.statements);
     this.recording.record({
       $case: "command",
       value: {
         command: seq,
         text: this.recordText(command.text, masks),
         source: "sql",
-        kinds: [...new Set(all.map((s) => s.kind))],
-        tablesRead: [...new Set(all.flatMap((s) => s.tablesRead))],
-        tablesWritten: [...new Set(all.flatMap((s) => s.tablesWritten))],
+        kinds: all ? [...new Set(all.map((s) => s.kind))] : [only!.kind],
+        tablesRead: all ? [...new Set(all.flatMap((s) => s.tablesRead))] : only!.tablesRead,
+        tablesWritten: all ? [...new Set(all.flatMap((s) => s.tablesWritten))] : only!.tablesWritten,
         params: portal ? portal.params.map((p, i) => toValue(this.recordParam(p, portal.paramFormats, i, masks))) : [],
         decision: DECISIONS[decision.effect],
         rule: decision.rule ?? "",
