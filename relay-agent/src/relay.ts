@@ -16,6 +16,7 @@ import {
   type Ed25519Key,
 } from "../../lib/keys.js";
 import type { Logger } from "../../lib/log.js";
+import { loadOrCreateSshHostKey, type SshHostKey } from "../../lib/ssh/host-key.js";
 import { FrameDuplex } from "../../lib/tunnel/frame-duplex.js";
 import { RelayClient } from "../../lib/tunnel/services.js";
 import { VERSION } from "../../lib/version.js";
@@ -57,6 +58,10 @@ export async function startRelay(config: Config, log: Logger, options: RelayOpti
   if (!token) throw new Error("config: relay.token or relay.tokenFile is required (the hub's enrollment token)");
   const hubs = rc.hubs ?? [rc.hub];
   for (const hub of hubs) checkTransport(rc, hub);
+  // One SSH host key per relay, made on first use, only when the relay serves ssh connections.
+  const sshHostKey = rc.connections.some((c) => c.type === "ssh")
+    ? loadOrCreateSshHostKey(rc.sshHostKeyFile ?? join(dataDir(config), `relay-${id}-ssh-host.key`))
+    : undefined;
   const agent = new RelayAgent(
     id,
     rc,
@@ -66,6 +71,7 @@ export async function startRelay(config: Config, log: Logger, options: RelayOpti
     checkConnections(rc.connections),
     new Recorder(options.sink ?? new FileSink(join(dataDir(config), "recordings")), key.privateKey),
     log.child({ relay: id, segment: rc.segment }),
+    sshHostKey,
   );
   return agent.start();
 }
@@ -131,6 +137,7 @@ class RelayAgent implements LinkOwner {
     private readonly connections: Map<string, Connection>,
     private readonly recorder: Recorder,
     private readonly log: Logger,
+    private readonly sshHostKey: SshHostKey | undefined,
   ) {}
 
   start(): Relay {
@@ -176,7 +183,12 @@ class RelayAgent implements LinkOwner {
       segment: this.rc.segment,
       version: VERSION,
       capabilities: SUPPORTED_TYPES.map((t) => `engine:${t}`),
-      connections: [...this.connections.values()].map((c) => ({ name: c.name, type: c.type, labels: { ...c.labels } })),
+      connections: [...this.connections.values()].map((c) => ({
+        name: c.name,
+        type: c.type,
+        labels: { ...c.labels },
+        sshHostKey: c.type === "ssh" ? (this.sshHostKey?.publicKey ?? "") : "",
+      })),
       enrollmentToken: this.token,
       publicKey: this.key.publicRaw,
       signature: signEd25519(this.key.privateKey, helloSigningPayload(nonce, this.id, this.key.publicRaw)),
@@ -326,6 +338,7 @@ class RelayAgent implements LinkOwner {
           recording,
           clientAddress: req.clientAddress,
           params: req.params,
+          sshHostKey: this.sshHostKey?.privateKey,
           requestApproval,
           log,
         });
