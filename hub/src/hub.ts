@@ -16,6 +16,10 @@ import { VERSION } from "../../lib/version.js";
 import { buildApi, type Api } from "./api/app.js";
 import { handleConnect } from "./client-service.js";
 import { startPostgresFrontDoor, type CancelPeers, type PostgresFrontDoor } from "./frontdoors/postgres.js";
+import { startSshJumpHost, type SshJumpHost } from "./frontdoors/ssh/jump-host.js";
+import { loadOrCreateSshHostKey } from "../../lib/ssh/host-key.js";
+import { NatsSshKeyStore } from "./ssh-keys/nats-store.js";
+import { FileSshKeyStore, type SshKeyStore } from "./ssh-keys/store.js";
 import { startIdentity } from "./identity/setup.js";
 import { LocalTokens } from "./identity/local-tokens.js";
 import { handleControl } from "./relays/control.js";
@@ -36,6 +40,8 @@ export interface Hub {
   grpcAddress: string;
   /** The postgres front door, e.g. 127.0.0.1:15432. */
   postgresAddress: string;
+  /** The SSH jump host, e.g. 127.0.0.1:2222. */
+  sshAddress: string;
   apiUrl: string;
   enrollmentToken: string;
   tokens: LocalTokens;
@@ -65,6 +71,10 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
     : new FileApprovalStore(join(dir, "approvals.json"));
   const approvals = new ApprovalService(approvalStore, policies, log);
   const sessions = new SessionRouter(registry, broker, policies, approvals, log);
+  const sshKeys: SshKeyStore = nats
+    ? await NatsSshKeyStore.open(nats, log)
+    : new FileSshKeyStore(join(dir, "ssh-keys.json"));
+  const sshHostKey = loadOrCreateSshHostKey(config.hub.ssh.hostKeyFile ?? join(dir, "ssh-host.key"));
 
   const tls = config.tls ? { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) } : undefined;
   const grpcServer = new grpc.Server(SERVER_OPTIONS);
@@ -104,6 +114,7 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
   let api: Api | undefined;
   let apiUrl = "";
   let postgres: PostgresFrontDoor | undefined;
+  let ssh: SshJumpHost | undefined;
   const heartbeats = startHeartbeats(registry, config.hub.heartbeatMs, log);
   try {
     postgres = await startPostgresFrontDoor(config.listen.postgres, {
@@ -115,6 +126,14 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
       handshakeTimeoutMs: config.hub.tunnelOpenTimeoutMs + 10_000,
       log,
     });
+    ssh = await startSshJumpHost(config.listen.ssh, {
+      auth: auth.forFrontDoor("ssh"),
+      sessions,
+      registry,
+      keys: sshKeys,
+      hostKey: sshHostKey,
+      log,
+    });
     api = await buildApi(
       {
         auth,
@@ -123,12 +142,14 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
         registry,
         policies,
         approvals,
+        sshKeys,
         log,
         info: () => ({
           version: VERSION,
           hubId: id,
           grpc: { address: config.hub.advertiseGrpc ?? grpcAddress, tls: !!tls },
-          listen: { ...config.listen, grpc: grpcAddress, api: apiUrl, postgres: postgres!.address },
+          listen: { ...config.listen, grpc: grpcAddress, api: apiUrl, postgres: postgres!.address, ssh: ssh!.address },
+          ssh: { hostKey: sshHostKey.publicKey },
         }),
       },
       tls,
@@ -144,7 +165,14 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
   }
   if (config.approvals.webhook) notifyWebhook(approvals, config.approvals.webhook, () => apiUrl, log);
   log.info(
-    { grpc: grpcAddress, api: apiUrl, postgres: postgres.address, tls: !!tls, storage: nats ? "nats" : "embedded" },
+    {
+      grpc: grpcAddress,
+      api: apiUrl,
+      postgres: postgres.address,
+      ssh: ssh.address,
+      tls: !!tls,
+      storage: nats ? "nats" : "embedded",
+    },
     "hub listening",
   );
 
@@ -152,6 +180,7 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
     id,
     grpcAddress,
     postgresAddress: postgres.address,
+    sshAddress: ssh.address,
     apiUrl,
     enrollmentToken,
     tokens,
@@ -169,8 +198,10 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
     // Relays and clients see their streams end now and reconnect elsewhere; nothing waits on them.
     grpcServer.forceShutdown();
     await postgres?.close();
+    await ssh?.close();
     await api?.close();
     await approvalStore.close();
+    await sshKeys.close();
     await identity.close();
     await closeNats(nats);
   }

@@ -16,7 +16,9 @@ import { infoRoutes, type HubInfo } from "./routes/info.js";
 import { approvalRoutes } from "./routes/approvals.js";
 import { policyRoutes } from "./routes/policy.js";
 import { relayRoutes } from "./routes/relays.js";
+import { sshKeyRoutes } from "./routes/ssh-keys.js";
 import { tokenRoutes } from "./routes/tokens.js";
+import type { SshKeyStore } from "../ssh-keys/store.js";
 
 export interface ApiDeps {
   auth: Authenticator;
@@ -25,6 +27,7 @@ export interface ApiDeps {
   registry: RelayRegistry;
   policies: PolicyStore;
   approvals: ApprovalService;
+  sshKeys: SshKeyStore;
   info: () => HubInfo;
   log: Logger;
 }
@@ -74,6 +77,7 @@ export async function buildApi(deps: ApiDeps, https?: { cert: Buffer; key: Buffe
         registry: deps.registry,
         requireAdmin: (req) => requireAdmin(deps.auth, req),
       });
+      await scoped.register(sshKeyRoutes, { keys: deps.sshKeys, isAdmin: (who) => deps.auth.isAdmin(who) });
       await scoped.register(tokenRoutes, { tokens: deps.tokens, requireAdmin: (req) => requireAdmin(deps.auth, req) });
     },
     { prefix: "/api/v1" },
