@@ -6,6 +6,7 @@ import { connectCommand } from "./commands/connect.js";
 import { policyCommand } from "./commands/policy.js";
 import { loginCommand } from "./commands/login.js";
 import { serverCommands } from "./commands/servers.js";
+import { sshCommands } from "./commands/ssh.js";
 import { tokenCommand } from "./commands/token.js";
 
 const program = new Command()
@@ -21,6 +22,7 @@ policyCommand(program);
 approvalsCommand(program);
 accessCommand(program);
 loginCommand(program);
+sshCommands(program);
 
 try {
   await program.parseAsync(process.argv);
