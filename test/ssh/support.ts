@@ -101,3 +101,35 @@ export function sessionWithCommand(relayDataDir: string, text: RegExp): Recordin
   }
   return undefined;
 }
+
+const PTY_DRIVER = new URL("./pty-driver.py", import.meta.url).pathname;
+
+export type PtyStep = { expect: string; timeout?: number } | { send: string } | { keys: string; gapMs?: number };
+
+/**
+ * `ssh -tt -J …` on a real pseudo-terminal (python3's pty module), typing and waiting as a person
+ * would. The token comes from SSH_ASKPASS, so nothing else is written to the terminal.
+ */
+export async function sshOnPty(
+  dir: Workdir,
+  via: SshVia,
+  connection: string,
+  steps: PtyStep[],
+): Promise<{ output: string; status: number | null; error: string | null }> {
+  const askpass = dir.file("askpass.sh");
+  writeFileSync(askpass, '#!/bin/sh\nprintf "%s\\n" "$VIGIL_TEST_TOKEN"\n', { mode: 0o700 });
+  const user = via.user ?? testServices().sshd.user;
+  const argv = ["ssh", "-tt", "-F", via.config, "-J", `gw@127.0.0.1:${via.hub.sshPort}`, `${user}@${connection}`];
+  const r = await run("python3", [PTY_DRIVER, JSON.stringify(argv), JSON.stringify(steps)], {
+    timeoutMs: via.timeoutMs ?? 60_000,
+    env: {
+      ...process.env,
+      SSH_ASKPASS: askpass,
+      SSH_ASKPASS_REQUIRE: "force",
+      VIGIL_TEST_TOKEN: via.token ?? "",
+      DISPLAY: "none",
+    },
+  });
+  if (r.code !== 0) throw new Error(`pty driver failed (${r.code}): ${r.stderr}`);
+  return JSON.parse(r.stdout) as { output: string; status: number | null; error: string | null };
+}

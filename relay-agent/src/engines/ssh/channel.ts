@@ -128,11 +128,22 @@ export class SessionChannel {
     const eol = this.pty ? "\r\n" : "\n";
     const command = analyzeShell(text);
     const kinds = [...new Set(command.commands.map((c) => commandName(c.argv[0] ?? "")))].filter(Boolean);
-    const verdict = await this.deps.judge.judge("exec", command, kinds, (id, rule) => {
-      client.stderr.write(`vigil: waiting for approval ${id} (rule ${rule})${eol}`);
+    let seq = 0;
+    // What Vigil tells the client goes to the recording too: a replay shows what the client saw.
+    const say = (message: string) => {
+      client.stderr.write(message);
+      this.deps.ctx.recording.record({
+        $case: "output",
+        value: { command: seq, stream: Stream.STREAM_STDERR, data: message },
+      });
+    };
+    const verdict = await this.deps.judge.judge("exec", command, kinds, (id, rule, commandSeq) => {
+      seq = commandSeq;
+      say(`vigil: waiting for approval ${id} (rule ${rule})${eol}`);
     });
+    seq = verdict.seq;
     if (!verdict.run) {
-      client.stderr.write(`vigil: ${verdict.message}${eol}`);
+      say(`vigil: ${verdict.message}${eol}`);
       this.deps.ctx.recording.record({
         $case: "result",
         value: { ...emptyResult(verdict.seq), exitStatus: REFUSED_STATUS },
@@ -150,7 +161,7 @@ export class SessionChannel {
         ),
       );
     } catch (err) {
-      client.stderr.write(`vigil: the target did not run the command: ${(err as Error).message}${eol}`);
+      say(`vigil: the target did not run the command: ${(err as Error).message}${eol}`);
       await flushed(client);
       client.exit(255);
       client.end();
@@ -286,13 +297,19 @@ export class SessionChannel {
       log.command = this.deps.judge.note("shell", piece.text, kinds, `not judged: ${command.parseError}`);
       return forward(piece.enter);
     }
-    const verdict = await this.deps.judge.judge("shell", command, kinds, (id, rule) => {
-      client.write(`\r\nvigil: waiting for approval ${id} (rule ${rule})\r\n`);
+    // What Vigil tells the client goes into the recorded output too: a replay shows what the client saw.
+    const say = (message: string) => {
+      client.write(message);
+      log.write(Stream.STREAM_OUTPUT, Buffer.from(message));
+    };
+    const verdict = await this.deps.judge.judge("shell", command, kinds, (id, rule, seq) => {
+      log.command = seq;
+      say(`\r\nvigil: waiting for approval ${id} (rule ${rule})\r\n`);
     });
     log.flush();
     log.command = verdict.seq;
     if (verdict.run) return forward(piece.enter);
-    client.write(`\r\nvigil: ${verdict.message}\r\n`);
+    say(`\r\nvigil: ${verdict.message}\r\n`);
     forward(CANCEL_LINE);
   }
 }

@@ -38,7 +38,7 @@ export class CommandJudge {
     source: CommandSource,
     command: Command,
     kinds: string[],
-    onPending: (approvalId: string, rule: string) => void,
+    onPending: (approvalId: string, rule: string, seq: number) => void,
   ): Promise<Verdict> {
     const seq = ++this.commands;
     // Nothing runs unrecorded.
@@ -61,7 +61,7 @@ export class CommandJudge {
         $case: "approval",
         value: { command: seq, approvalId, status: "pending", decisions: [], message: "" },
       });
-      onPending(approvalId, decision.rule);
+      onPending(approvalId, decision.rule, seq);
     });
     this.ctx.recording.record({
       $case: "approval",
