@@ -31,6 +31,10 @@ export interface ChannelDeps {
  * One session channel of the client's SSH connection: what it asks for (pty, env, window changes,
  * signals) is passed to a session channel of its own on the target; shell, exec and the sftp
  * subsystem start there once policy allowed them. Agent and X11 forwarding are refused.
+ *
+ * Requests are accepted at once, before the target's channel is open: OpenSSH sends data right after
+ * the request (sftp its INIT) without waiting for the answer, and ssh2 drops data for a channel that
+ * has not been accepted yet. Accepted channels buffer what arrives until they are wired.
  */
 export class SessionChannel {
   private pty: PseudoTtyInfo | undefined;
@@ -78,8 +82,17 @@ export class SessionChannel {
     );
     session.on("subsystem", (accept, reject, info) => {
       if (info.name !== "sftp" || !this.once(reject)) return reject?.();
-      void this.sftp(accept, reject).catch((err) => this.failed(err));
+      void this.sftp(accept).catch((err) => this.failed(err));
     });
+  }
+
+  /** The target would not open its side: say so on stderr and end with 255, as ssh does for its own failures. */
+  private async targetRefused(client: ServerChannel, what: string, err: Error): Promise<void> {
+    this.deps.ctx.log.info({ err: err.message }, `the target refused the ${what}`);
+    client.stderr.write(`vigil: the target refused the ${what}: ${err.message}${this.pty ? "\r\n" : "\n"}`);
+    await flushed(client);
+    client.exit(255);
+    client.end();
   }
 
   /** A session channel runs one thing: a second shell/exec/subsystem request is refused. */
@@ -106,12 +119,17 @@ export class SessionChannel {
   }
 
   private async shell(accept: () => ServerChannel): Promise<void> {
-    const target = await new Promise<ClientChannel>((resolve, reject) =>
-      this.deps.target.shell(this.ptyOptions() ?? false, { env: this.env }, (err, ch) =>
-        err ? reject(err) : resolve(ch),
-      ),
-    );
     const client = accept();
+    let target: ClientChannel;
+    try {
+      target = await new Promise<ClientChannel>((resolve, reject) =>
+        this.deps.target.shell(this.ptyOptions() ?? false, { env: this.env }, (err, ch) =>
+          err ? reject(err) : resolve(ch),
+        ),
+      );
+    } catch (err) {
+      return this.targetRefused(client, "shell", err as Error);
+    }
     this.target = target;
     const masks = this.deps.ctx.policy.current.baseMasks;
     // Lines are tracked only on a terminal: without one, input is data for a program, not lines.
@@ -161,11 +179,7 @@ export class SessionChannel {
         ),
       );
     } catch (err) {
-      say(`vigil: the target did not run the command: ${(err as Error).message}${eol}`);
-      await flushed(client);
-      client.exit(255);
-      client.end();
-      return;
+      return this.targetRefused(client, "command", err as Error);
     }
     this.target = target;
     const transfer = kinds.some((k) => TRANSFER_PROGRAMS.has(k));
@@ -177,17 +191,16 @@ export class SessionChannel {
     });
   }
 
-  private async sftp(accept: () => ServerChannel, reject: (() => void) | undefined): Promise<void> {
+  private async sftp(accept: () => ServerChannel): Promise<void> {
+    const client = accept();
     let target: ClientChannel;
     try {
       target = await new Promise<ClientChannel>((resolve, fail) =>
         this.deps.target.subsys("sftp", (err, ch) => (err ? fail(err) : resolve(ch))),
       );
     } catch (err) {
-      this.deps.ctx.log.info({ err: (err as Error).message }, "the target refused the sftp subsystem");
-      return reject?.();
+      return this.targetRefused(client, "sftp subsystem", err as Error);
     }
-    const client = accept();
     this.target = target;
     const inspector = new SftpInspector(client, target, this.deps.judge, this.deps.ctx.recording, (err) => {
       this.deps.ctx.log.warn({ err: err.message }, "sftp channel closed: unreadable packet");
@@ -195,13 +208,17 @@ export class SessionChannel {
       target.close();
     });
     inspector.start();
+    const exit = exitOf(target);
     client.on("end", () => target.end());
-    target.on("end", () => client.end());
+    client.on("close", () => target.close());
     target.on("close", () => {
       inspector.finish();
-      client.close();
+      // scp counts a missing exit status as a failed transfer.
+      void flushed(client).then(() => {
+        sendExit(client, exit());
+        client.end();
+      });
     });
-    client.on("close", () => target.close());
   }
 
   /**
@@ -221,7 +238,7 @@ export class SessionChannel {
     log.command = opts.command;
     const echo = new StringDecoder("utf8");
     let bytes = 0;
-    let exit: { code?: number; signal?: string; dumped?: boolean; desc?: string } = {};
+    const exit = exitOf(target);
 
     const toClient = (stream: typeof Stream.STREAM_OUTPUT | typeof Stream.STREAM_STDERR, data: Buffer) => {
       bytes += data.length;
@@ -236,12 +253,6 @@ export class SessionChannel {
     };
     target.on("data", (d: Buffer) => toClient(Stream.STREAM_OUTPUT, d));
     target.stderr.on("data", (d: Buffer) => toClient(Stream.STREAM_STDERR, d));
-    target.on("exit", (code: number | null, signal?: string, dumped?: boolean, desc?: string) => {
-      exit =
-        code !== null && code !== undefined
-          ? { code }
-          : { signal: signal ?? "KILL", dumped: !!dumped, desc: desc ?? "" };
-    });
 
     const forward = (data: Buffer) => {
       if (!target.write(data)) {
@@ -266,8 +277,9 @@ export class SessionChannel {
     target.on("close", () => {
       void pending.then(async () => {
         log.end();
+        const status = exit();
         const exitFields =
-          exit.code !== undefined ? { exitStatus: exit.code } : exit.signal ? { exitSignal: exit.signal } : {};
+          status.code !== undefined ? { exitStatus: status.code } : status.signal ? { exitSignal: status.signal } : {};
         ctx.recording.record({
           $case: "result",
           value: {
@@ -278,8 +290,7 @@ export class SessionChannel {
           },
         });
         await flushed(client);
-        if (exit.code !== undefined) client.exit(exit.code);
-        else if (exit.signal) client.exit(exit.signal, exit.dumped, exit.desc);
+        sendExit(client, status);
         client.end();
       });
     });
@@ -312,6 +323,28 @@ export class SessionChannel {
     say(`\r\nvigil: ${verdict.message}\r\n`);
     forward(CANCEL_LINE);
   }
+}
+
+interface ExitStatus {
+  code?: number;
+  signal?: string;
+  dumped?: boolean;
+  desc?: string;
+}
+
+/** The target channel's exit status or signal, once it has sent one. */
+function exitOf(target: ClientChannel): () => ExitStatus {
+  let exit: ExitStatus = {};
+  target.on("exit", (code: number | null, signal?: string, dumped?: boolean, desc?: string) => {
+    exit =
+      code !== null && code !== undefined ? { code } : { signal: signal ?? "KILL", dumped: !!dumped, desc: desc ?? "" };
+  });
+  return () => exit;
+}
+
+function sendExit(client: ServerChannel, exit: ExitStatus): void {
+  if (exit.code !== undefined) client.exit(exit.code);
+  else if (exit.signal) client.exit(exit.signal, exit.dumped, exit.desc);
 }
 
 /** Resolves once everything written to the channel (stdout and stderr) has gone out, so an exit status follows it. */
