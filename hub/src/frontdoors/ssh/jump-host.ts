@@ -3,6 +3,7 @@ import type { AuthContext, Connection, ServerChannel, TcpipRequestInfo } from "s
 import { formatHostPort, parseHostPort } from "../../../../lib/address.js";
 import { VigilError } from "../../../../lib/errors.js";
 import type { Logger } from "../../../../lib/log.js";
+import { SSH_CIPHERS } from "../../../../lib/ssh/ciphers.js";
 import type { SshHostKey } from "../../../../lib/ssh/host-key.js";
 import { FrameDuplex } from "../../../../lib/tunnel/frame-duplex.js";
 import type { Authenticator, Identity } from "../../identity/identity.js";
@@ -12,9 +13,6 @@ import type { SessionRouter } from "../../tunnels/sessions.js";
 import { refuseChannel, sendAuthBanner } from "./ssh2-messages.js";
 
 const { Server } = ssh2;
-
-/** AES-GCM first, and no ChaCha20: Node's native AES is the fastest cipher for bulk scp/sftp. */
-const CIPHERS = ["aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr", "aes256-ctr"] as const;
 
 export interface SshJumpHostDeps {
   auth: Authenticator;
@@ -42,7 +40,7 @@ type LoginMethod = "password" | "keyboard-interactive" | "publickey";
  */
 export async function startSshJumpHost(listen: string, deps: SshJumpHostDeps): Promise<SshJumpHost> {
   const server = new Server(
-    { hostKeys: [deps.hostKey.privateKey], algorithms: { cipher: [...CIPHERS] }, ident: "Vigil" },
+    { hostKeys: [deps.hostKey.privateKey], algorithms: { cipher: SSH_CIPHERS }, ident: "Vigil" },
     (conn, info) => serveClient(conn, `${info.ip}:${info.port}`, deps),
   );
   const { host, port } = parseHostPort(listen);
@@ -101,7 +99,7 @@ function serveClient(conn: Connection, peer: string, deps: SshJumpHostDeps): voi
         return void checkToken(auth, auth.password);
       case "keyboard-interactive":
         return auth.prompt(
-          [{ prompt: "Vigil token: ", echo: false }],
+          [{ prompt: "Password (a Vigil token): ", echo: false }],
           "Vigil",
           "Paste a Vigil token (vigil login, or vigil token create).",
           (answers) => void checkToken(auth, answers[0] ?? ""),

@@ -5,7 +5,7 @@ import type { Client as SshClient, Connection } from "ssh2";
 import type { SessionContext } from "../engine.js";
 import { SessionChannel } from "./channel.js";
 import { CommandJudge } from "./judge.js";
-import { CIPHERS } from "./target.js";
+import { SSH_CIPHERS } from "../../../../lib/ssh/ciphers.js";
 
 const { Server } = ssh2;
 
@@ -29,7 +29,7 @@ export class SshSession {
 
   serve(tunnel: Duplex): Promise<void> {
     return new Promise<void>((resolve) => {
-      const server = new Server({ hostKeys: [this.hostKey], algorithms: { cipher: CIPHERS }, ident: "Vigil" });
+      const server = new Server({ hostKeys: [this.hostKey], algorithms: { cipher: SSH_CIPHERS }, ident: "Vigil" });
       server.on("connection", (conn: Connection) => {
         conn.on("authentication", (auth) => {
           if (this.loginUser === undefined) {

@@ -40,20 +40,6 @@ export interface FileOperation {
   write?: boolean;
 }
 
-/** Split `buf` into whole packets; returns the packets and the offset of the unfinished rest. */
-export function packets(buf: Buffer): { list: Buffer[]; rest: number } {
-  const list: Buffer[] = [];
-  let p = 0;
-  while (buf.length - p >= 4) {
-    const len = buf.readUInt32BE(p);
-    if (len < 1 || len > MAX_PACKET) throw new Error(`not an SFTP packet (length ${len})`);
-    if (buf.length - p < 4 + len) break;
-    list.push(buf.subarray(p, p + 4 + len));
-    p += 4 + len;
-  }
-  return { list, rest: p };
-}
-
 export const packetType = (packet: Buffer): number => packet[4]!;
 export const requestId = (packet: Buffer): number => (packet.length >= 9 ? packet.readUInt32BE(5) : -1);
 
@@ -140,4 +126,104 @@ export function statusPacket(id: number, code: number, message: string): Buffer 
   p += msg.copy(out, p);
   out.writeUInt32BE(0, p); // language tag
   return out;
+}
+
+/** Request types policy judges: their whole packet is read (they are small) before it is forwarded. */
+const JUDGED = new Set<number>([
+  Fxp.Open,
+  Fxp.Remove,
+  Fxp.Mkdir,
+  Fxp.Rmdir,
+  Fxp.Setstat,
+  Fxp.Rename,
+  Fxp.Symlink,
+  Fxp.Extended,
+]);
+
+/**
+ * How many leading bytes of a packet the inspector reads, given at least its first 5 (length and
+ * type): the whole packet for judged requests, up to the handle (and the data length) for writes,
+ * reads, closes and their answers, the type and id for the rest. Bodies are never read.
+ */
+export function headSize(head: Buffer): number {
+  const total = head.readUInt32BE(0) + 4;
+  const type = head[4]!;
+  if (JUDGED.has(type)) return total;
+  const handleAt = 13; // length, type, id, then the handle's own length
+  const handle = head.length >= handleAt ? head.readUInt32BE(9) : -1;
+  switch (type) {
+    case Fxp.Write: // handle, uint64 offset, then the data's length
+      return Math.min(total, handle < 0 ? handleAt : handleAt + handle + 12);
+    case Fxp.Read:
+    case Fxp.Close:
+    case Fxp.Handle:
+      return Math.min(total, handle < 0 ? handleAt : handleAt + handle);
+    case Fxp.Data:
+      return Math.min(total, handleAt);
+    default:
+      return Math.min(total, 9);
+  }
+}
+
+export const isJudged = (head: Buffer): boolean => JUDGED.has(head[4]!);
+
+/** What one chunk of the stream became: bytes to pass on now, and a judged packet held with what follows it. */
+export interface Scanned {
+  forward: Buffer[];
+  held?: { packet: Buffer; rest: Buffer };
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Finds packet boundaries in one direction of an SFTP stream without copying bodies: a 255 KiB
+ * write's data passes as slices of the chunks it arrived in. Only heads (see headSize) are gathered,
+ * and a head that `onHead` wants held stops the scan with the rest of the chunk returned.
+ */
+export class PacketScanner {
+  private head: Buffer = EMPTY;
+  /** Bytes of the current packet's body still to pass without reading. */
+  private bodyLeft = 0;
+
+  constructor(private readonly onHead: (head: Buffer) => "pass" | "hold") {}
+
+  scan(chunk: Buffer): Scanned {
+    const forward: Buffer[] = [];
+    let p = 0;
+    let from = 0;
+    while (p < chunk.length) {
+      if (this.bodyLeft > 0) {
+        const n = Math.min(this.bodyLeft, chunk.length - p);
+        p += n;
+        this.bodyLeft -= n;
+        continue;
+      }
+      // A head starts here: what came before it passes; its own bytes wait until it is complete.
+      if (p > from) forward.push(chunk.subarray(from, p));
+      for (;;) {
+        const want = this.head.length < 5 ? 5 : headSize(this.head);
+        if (this.head.length >= want) break;
+        const take = Math.min(want - this.head.length, chunk.length - p);
+        this.head = Buffer.concat([this.head, chunk.subarray(p, p + take)]);
+        p += take;
+        if (this.head.length === 5) checkLength(this.head);
+        if (p === chunk.length && this.head.length < (this.head.length < 5 ? 5 : headSize(this.head))) {
+          return { forward }; // the head continues in the next chunk
+        }
+      }
+      const head = this.head;
+      this.head = EMPTY;
+      from = p;
+      this.bodyLeft = head.readUInt32BE(0) + 4 - head.length;
+      if (this.onHead(head) === "hold") return { forward, held: { packet: head, rest: chunk.subarray(p) } };
+      forward.push(head);
+    }
+    if (p > from) forward.push(chunk.subarray(from, p));
+    return { forward };
+  }
+}
+
+function checkLength(head: Buffer): void {
+  const len = head.readUInt32BE(0);
+  if (len < 1 || len > MAX_PACKET) throw new Error(`not an SFTP packet (length ${len})`);
 }

@@ -9,11 +9,11 @@ import {
   FX_PERMISSION_DENIED,
   Fxp,
   handleOf,
-  packets,
+  isJudged,
+  PacketScanner,
   packetType,
   requestId,
   statusPacket,
-  type FileOperation,
 } from "./sftp-packets.js";
 
 /** A file the client opened: its command number, and the bytes moved until it is closed. */
@@ -24,19 +24,22 @@ interface OpenFile {
 }
 
 /**
- * One sftp subsystem channel between the client and the target. Packets pass unchanged; opens,
- * removes, renames, mkdir/rmdir, setstat and links are judged first (a refused one is answered with
- * SSH_FX_PERMISSION_DENIED and never reaches the target) and recorded as `sftp` commands; each file's
- * bytes written or read go into its result when it is closed.
+ * One sftp subsystem channel between the client and the target. Bytes pass unchanged (bodies as
+ * slices of the chunks they came in: a 100 MiB upload is never copied here); opens, removes,
+ * renames, mkdir/rmdir, setstat and links are judged first (a refused one is answered with
+ * SSH_FX_PERMISSION_DENIED and never reaches the target) and recorded as `sftp` commands; each
+ * file's bytes written or read go into its result when it is closed.
  */
 export class SftpInspector {
-  private up: Buffer = Buffer.alloc(0);
-  private down: Buffer = Buffer.alloc(0);
+  private readonly up = new PacketScanner((head) => (isJudged(head) ? "hold" : this.watchUp(head)));
+  private readonly down = new PacketScanner((head) => this.watchDown(head));
+  /** Client chunks waiting while a judged request is decided. */
+  private readonly queue: Buffer[] = [];
+  private judging = false;
   /** Requests in flight whose answers matter: opens (→ handle) and reads (→ data). */
-  private readonly opening = new Map<number, { seq: number }>();
+  private readonly opening = new Map<number, number>();
   private readonly reading = new Map<number, string>();
   private readonly files = new Map<string, OpenFile>();
-  private busy = false;
 
   constructor(
     private readonly client: Duplex,
@@ -48,12 +51,12 @@ export class SftpInspector {
 
   start(): void {
     this.client.on("data", (chunk: Buffer) => {
-      this.up = this.up.length ? Buffer.concat([this.up, chunk]) : chunk;
-      if (!this.busy) void this.pumpUp();
+      this.queue.push(chunk);
+      this.drain();
     });
     this.target.on("data", (chunk: Buffer) => {
       try {
-        this.watchDown(chunk);
+        this.down.scan(chunk);
       } catch (err) {
         return this.fail(err as Error);
       }
@@ -70,110 +73,94 @@ export class SftpInspector {
     this.files.clear();
   }
 
-  /** Client → target: forward whole packets in order, holding the stream while one is judged. */
-  private async pumpUp(): Promise<void> {
-    this.busy = true;
+  /** Client → target, in order: everything after a judged request waits for its decision. */
+  private drain(): void {
     try {
-      for (;;) {
-        const { list, rest } = packets(this.up);
-        if (list.length === 0) break;
-        let run: Buffer[] = [];
-        let held = false;
-        for (const [i, packet] of list.entries()) {
-          const op = fileOperation(packet);
-          if (!op) {
-            this.watchUp(packet);
-            run.push(packet);
-            continue;
-          }
-          this.send(run);
-          run = [];
-          // Everything after a judged packet waits for its decision.
-          this.up = Buffer.concat([...list.slice(i + 1), this.up.subarray(rest)]);
-          held = true;
-          await this.judgeOperation(op, packet);
-          break;
-        }
-        if (!held) {
-          this.send(run);
-          this.up = this.up.subarray(rest);
-        }
+      while (!this.judging && this.queue.length > 0) {
+        const { forward, held } = this.up.scan(this.queue.shift()!);
+        this.send(forward);
+        if (!held) continue;
+        if (held.rest.length > 0) this.queue.unshift(held.rest);
+        this.judging = true;
+        this.client.pause();
+        this.judgeOperation(held.packet).then(
+          () => {
+            this.judging = false;
+            this.client.resume();
+            this.drain();
+          },
+          (err: Error) => this.fail(err),
+        );
       }
     } catch (err) {
       this.fail(err as Error);
-    } finally {
-      this.busy = false;
     }
   }
 
-  private async judgeOperation(op: FileOperation, packet: Buffer): Promise<void> {
+  private async judgeOperation(packet: Buffer): Promise<void> {
+    const op = fileOperation(packet);
+    if (!op) return this.send([packet]); // an extension policy has no words for: passes, as before
     const text = op.argv.map(quote).join(" ");
     const command: ShellCommand = { ...analyzeShell(text), commands: [{ argv: op.argv, env: {} }] };
-    this.client.pause();
     const verdict = await this.judge.judge("sftp", command, [op.argv[0]!], () => {});
-    this.client.resume();
     if (!verdict.run) {
       this.client.write(statusPacket(op.id, FX_PERMISSION_DENIED, `vigil: ${verdict.message}`));
       return;
     }
-    if (packetType(packet) === Fxp.Open) this.opening.set(op.id, { seq: verdict.seq });
+    if (packetType(packet) === Fxp.Open) this.opening.set(op.id, verdict.seq);
     else this.recording.record({ $case: "result", value: emptyResult(verdict.seq) });
     this.send([packet]);
   }
 
   private send(list: Buffer[]): void {
-    if (list.length === 0) return;
-    const ok = this.target.write(list.length === 1 ? list[0]! : Buffer.concat(list));
+    let ok = true;
+    for (const b of list) ok = this.target.write(b);
     if (!ok) {
       this.client.pause();
-      this.target.once("drain", () => this.client.resume());
+      this.target.once("drain", () => this.judging || this.client.resume());
     }
   }
 
   /** Requests that pass without a decision but whose bytes count: writes, reads, closes. */
-  private watchUp(packet: Buffer): void {
-    switch (packetType(packet)) {
+  private watchUp(head: Buffer): "pass" {
+    switch (packetType(head)) {
       case Fxp.Write: {
-        const file = this.files.get(handleOf(packet));
-        if (file) file.bytes += dataLength(packet);
-        return;
+        const file = this.files.get(handleOf(head));
+        if (file) file.bytes += dataLength(head);
+        break;
       }
       case Fxp.Read:
-        this.reading.set(requestId(packet), handleOf(packet));
-        return;
+        this.reading.set(requestId(head), handleOf(head));
+        break;
       case Fxp.Close: {
-        const handle = handleOf(packet);
+        const handle = handleOf(head);
         const file = this.files.get(handle);
         if (file) this.recordResult(file);
         this.files.delete(handle);
-        return;
+        break;
       }
     }
+    return "pass";
   }
 
-  /** Target → client: learn open files' handles and count data read; the bytes pass unchanged. */
-  private watchDown(chunk: Buffer): void {
-    this.down = this.down.length ? Buffer.concat([this.down, chunk]) : chunk;
-    const { list, rest } = packets(this.down);
-    this.down = rest === this.down.length ? Buffer.alloc(0) : Buffer.from(this.down.subarray(rest));
-    for (const packet of list) {
-      const id = requestId(packet);
-      const type = packetType(packet);
-      const opened = this.opening.get(id);
-      if (opened) {
-        this.opening.delete(id);
-        if (type === Fxp.Handle)
-          this.files.set(handleOf(packet), { seq: opened.seq, started: performance.now(), bytes: 0 });
-        else this.recording.record({ $case: "result", value: { ...emptyResult(opened.seq), tag: "failed" } });
-        continue;
-      }
-      const handle = this.reading.get(id);
-      if (handle !== undefined) {
-        this.reading.delete(id);
-        const file = this.files.get(handle);
-        if (file && type === Fxp.Data) file.bytes += dataLength(packet);
-      }
+  /** Target → client: learn open files' handles and count data read. */
+  private watchDown(head: Buffer): "pass" {
+    const id = requestId(head);
+    const type = packetType(head);
+    const opened = this.opening.get(id);
+    if (opened !== undefined) {
+      this.opening.delete(id);
+      if (type === Fxp.Handle) this.files.set(handleOf(head), { seq: opened, started: performance.now(), bytes: 0 });
+      else this.recording.record({ $case: "result", value: { ...emptyResult(opened), tag: "failed" } });
+      return "pass";
     }
+    const handle = this.reading.get(id);
+    if (handle !== undefined) {
+      this.reading.delete(id);
+      const file = this.files.get(handle);
+      if (file && type === Fxp.Data) file.bytes += dataLength(head);
+    }
+    return "pass";
   }
 
   private recordResult(file: OpenFile): void {

@@ -1,20 +1,13 @@
 import ssh2 from "ssh2";
-import type { CipherAlgorithm, Client as SshClient, ClientChannel, ParsedKey } from "ssh2";
+import type { Client as SshClient, ClientChannel, ParsedKey } from "ssh2";
 import { parseHostPort } from "../../../../lib/address.js";
 import { VigilError } from "../../../../lib/errors.js";
+import { SSH_CIPHERS } from "../../../../lib/ssh/ciphers.js";
 import type { SshCredentials } from "./credentials.js";
 
 const { Client } = ssh2;
 
 const CONNECT_TIMEOUT_MS = 10_000;
-
-/** AES-GCM first: Node's native AES beats every other cipher here (a relay carries bulk scp/sftp). */
-export const CIPHERS: CipherAlgorithm[] = [
-  "aes128-gcm@openssh.com",
-  "aes256-gcm@openssh.com",
-  "aes128-ctr",
-  "aes256-ctr",
-];
 
 /**
  * Log in to the target with the relay's own credentials. A refused login or an unknown host key is
@@ -49,7 +42,7 @@ export function connectTarget(address: string, creds: SshCredentials): Promise<S
       ...(creds.privateKey ? { privateKey: creds.privateKey } : { password: creds.password }),
       readyTimeout: CONNECT_TIMEOUT_MS,
       keepaliveInterval: 15_000,
-      algorithms: { cipher: CIPHERS },
+      algorithms: { cipher: SSH_CIPHERS },
       hostVerifier: (key: Buffer) => {
         if (!pinned) return true;
         hostKeyMismatch = !pinned.getPublicSSH().equals(key);
