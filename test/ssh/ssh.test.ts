@@ -4,6 +4,7 @@ import { createToken, startHubProcess, startRelayProcess, waitForRelay, type Hub
 import { run } from "../support/services.js";
 import { api, eventually, spawnVigil, Workdir, type VigilProcess } from "../support/vigil.js";
 import { pendingApproval } from "../postgres/support.js";
+import { echoServer } from "../support/targets.js";
 import { sessionWithCommand, sshConfig, sshConnection, sshVia, type SshVia } from "./support.js";
 
 const POLICY = `policies:
@@ -18,6 +19,9 @@ const POLICY = `policies:
         effect: review
         approvers: { groups: [vigil-admins], count: 1, timeout: 2m }
         shell: { commands: [systemctl, touch] }
+      - name: tunnel-to-local-services
+        effect: allow
+        ssh: { forward: [local], hosts: ["127.0.0.1:*"] }
 `;
 
 const WEB = { team: "web" };
@@ -89,6 +93,25 @@ describe("ssh -J through the hub's jump host and a relay's ssh engine", function
     assert.match(r.stderr, new RegExp(`vigil: waiting for approval ${id} \\(rule agents/review-service-restarts\\)`));
     assert.equal(r.stdout, "done\n");
     assert.equal(existsSync(marker), true);
+  });
+
+  it("forwards a port (ssh -W, a local forward) only where a rule allows it", async () => {
+    const echo = await echoServer();
+    try {
+      const ok = await sshVia({ ...via, input: "ping\n", options: ["-W", echo.address] }, "web-1");
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.equal(ok.stdout, "ping\n");
+      const refused = await sshVia({ ...via, input: "ping\n", options: ["-W", `localhost:${echo.port}`] }, "web-1");
+      assert.equal(refused.code, 255);
+      assert.equal(refused.stdout, "");
+      const events = await eventually("the refused forward in the recording", () =>
+        sessionWithCommand(relayData(), /^forward local localhost:\d+$/),
+      );
+      const cmd = events.find((e) => e.body?.$case === "command")!;
+      assert.equal(cmd.body?.$case === "command" && cmd.body.value.rule, "vigil/not-allowed-by-any-rule");
+    } finally {
+      await echo.close();
+    }
   });
 
   describe("refusals the client can read", () => {

@@ -16,6 +16,9 @@ const DECISIONS = {
   review: RecordedDecision.DECISION_REVIEW,
 } as const;
 
+/** Rule id for what needs an allowing rule and has none. */
+export const NO_ALLOW_RULE = "vigil/not-allowed-by-any-rule";
+
 /** How much of a command's text the recording keeps. */
 const RECORDED_TEXT_CHARS = 64 * 1024;
 
@@ -39,13 +42,18 @@ export class CommandJudge {
     command: Command,
     kinds: string[],
     onPending: (approvalId: string, rule: string, seq: number) => void,
+    opts: { needsAllowRule?: boolean } = {},
   ): Promise<Verdict> {
     const seq = ++this.commands;
     // Nothing runs unrecorded.
     if (!this.ctx.recording.ok()) {
       return { run: false, seq, message: "the session's recording is unavailable; commands are refused" };
     }
-    const decision = evaluate(this.ctx.policy.current, command);
+    let decision = evaluate(this.ctx.policy.current, command);
+    // Some things (port forwarding) are off unless a rule turns them on.
+    if (opts.needsAllowRule && decision.effect === "allow" && !decision.rule) {
+      decision = { effect: "deny", rule: NO_ALLOW_RULE, reason: "refused unless a policy rule allows it" };
+    }
     this.record(seq, source, command.text, kinds, decision);
     if (decision.effect === "deny") {
       const why = decision.reason.includes(decision.rule)

@@ -4,6 +4,7 @@ import ssh2 from "ssh2";
 import type { Client as SshClient, Connection } from "ssh2";
 import type { SessionContext } from "../engine.js";
 import { SessionChannel } from "./channel.js";
+import { Forwarding } from "./forwarding.js";
 import { CommandJudge } from "./judge.js";
 import { SSH_CIPHERS } from "../../../../lib/ssh/ciphers.js";
 
@@ -13,7 +14,8 @@ const { Server } = ssh2;
  * One client SSH connection, terminated at the relay: the tunnel carries the client's inner SSH
  * connection (opened through the hub's jump host), and this side is its server, with the relay's
  * host key. The login is accepted as it comes: the hub already authenticated the caller and checked
- * the connect grant. Session channels go to SessionChannel; everything else is refused.
+ * the connect grant. Session channels go to SessionChannel, port forwards to Forwarding (by policy);
+ * everything else is refused.
  */
 export class SshSession {
   private readonly judge: CommandJudge;
@@ -46,14 +48,7 @@ export class SshSession {
             learned: (p) => this.learned(p),
           });
         });
-        conn.on("tcpip", (_accept, reject, info) => {
-          this.ctx.log.info({ to: `${info.destIP}:${info.destPort}` }, "port forwarding refused");
-          reject();
-        });
-        conn.on("request", (_accept, reject, name) => {
-          this.ctx.log.info({ request: name }, "global request refused");
-          reject?.();
-        });
+        new Forwarding(this.ctx, conn, this.target, this.judge);
         conn.on("error", (err) => this.ctx.log.info({ err: err.message }, "client ssh connection error"));
         conn.on("close", () => {
           this.target.end();
