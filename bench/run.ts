@@ -31,6 +31,7 @@ const benches: Record<string, () => Promise<BenchResult>> = {
   masking: async () => (await import("./masking.js")).run(),
   policy: async () => (await import("./policy.js")).run(),
   postgres: async () => (await import("./postgres.js")).run(),
+  ssh: async () => (await import("./ssh.js")).run(),
 };
 
 const names = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(benches);

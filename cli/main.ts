@@ -7,6 +7,7 @@ import { policyCommand } from "./commands/policy.js";
 import { loginCommand } from "./commands/login.js";
 import { recordingCommands } from "./commands/recordings.js";
 import { serverCommands } from "./commands/servers.js";
+import { sshCommands } from "./commands/ssh.js";
 import { tokenCommand } from "./commands/token.js";
 
 const program = new Command()
@@ -23,6 +24,7 @@ approvalsCommand(program);
 accessCommand(program);
 loginCommand(program);
 recordingCommands(program);
+sshCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -110,13 +110,18 @@ function banner(hub: Hub, config: Config, tokenFile: string): string {
   const pgDoor = parseHostPort(hub.postgresAddress);
   const postgres = connections.find((c) => c.type === "postgres");
   const tcp = connections.find((c) => c.type === "tcp");
+  const ssh = connections.find((c) => c.type === "ssh");
+  const sshDoor = parseHostPort(hub.sshAddress);
   const connect = [`  export VIGIL_TOKEN=$(cat ${rel})`];
   if (postgres) {
     connect.push(
       `  PGPASSWORD=$VIGIL_TOKEN psql "host=${pgDoor.host} port=${pgDoor.port} user=${postgres.name} dbname=postgres sslmode=require"`,
     );
   }
-  if (tcp || !postgres) {
+  if (ssh) {
+    connect.push(`  ssh -J vigil@${sshDoor.host}:${sshDoor.port} <user>@${ssh.name}   # password: the token`);
+  }
+  if (tcp || (!postgres && !ssh)) {
     connect.push(
       `  npx vigil connect ${tcp?.name ?? "<connection>"} --port 6543${hubFlag}`,
       `  psql "host=127.0.0.1 port=6543 user=postgres"`,
@@ -127,6 +132,7 @@ function banner(hub: Hub, config: Config, tokenFile: string): string {
     `  API          ${hub.apiUrl}`,
     `  gRPC         ${hub.grpcAddress}`,
     `  postgres     ${hub.postgresAddress} (TLS; user = connection, password = token)`,
+    `  ssh          ${hub.sshAddress} (jump host: ssh -J; password = token, or a key from vigil ssh-key add)`,
     `  connections  ${connections.map((c) => `${c.name} (${c.type} → ${c.target})`).join(", ") || "none configured"}`,
     `  admin token  ${rel}`,
     ``,

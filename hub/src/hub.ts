@@ -16,6 +16,10 @@ import { VERSION } from "../../lib/version.js";
 import { buildApi, type Api } from "./api/app.js";
 import { handleConnect } from "./client-service.js";
 import { startPostgresFrontDoor, type CancelPeers, type PostgresFrontDoor } from "./frontdoors/postgres.js";
+import { startSshJumpHost, type SshJumpHost } from "./frontdoors/ssh/jump-host.js";
+import { loadOrCreateSshHostKey } from "../../lib/ssh/host-key.js";
+import { NatsSshKeyStore } from "./ssh-keys/nats-store.js";
+import { FileSshKeyStore, type SshKeyStore } from "./ssh-keys/store.js";
 import { startIdentity } from "./identity/setup.js";
 import { LocalTokens } from "./identity/local-tokens.js";
 import { handleControl } from "./relays/control.js";
@@ -44,6 +48,8 @@ export interface Hub {
   grpcAddress: string;
   /** The postgres front door, e.g. 127.0.0.1:15432. */
   postgresAddress: string;
+  /** The SSH jump host, e.g. 127.0.0.1:2222. */
+  sshAddress: string;
   apiUrl: string;
   enrollmentToken: string;
   tokens: LocalTokens;
@@ -87,6 +93,10 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
   await ingest?.start();
   const recordings = new Recordings(openStore, pins, live, ingest);
   let localSink: LocalSink | undefined;
+  const sshKeys: SshKeyStore = nats
+    ? await NatsSshKeyStore.open(nats, log)
+    : new FileSshKeyStore(join(dir, "ssh-keys.json"));
+  const sshHostKey = loadOrCreateSshHostKey(config.hub.ssh.hostKeyFile ?? join(dir, "ssh-host.key"));
 
   const tls = config.tls ? { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) } : undefined;
   const grpcServer = new grpc.Server(SERVER_OPTIONS);
@@ -126,6 +136,7 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
   let api: Api | undefined;
   let apiUrl = "";
   let postgres: PostgresFrontDoor | undefined;
+  let ssh: SshJumpHost | undefined;
   const heartbeats = startHeartbeats(registry, config.hub.heartbeatMs, log);
   try {
     postgres = await startPostgresFrontDoor(config.listen.postgres, {
@@ -137,6 +148,14 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
       handshakeTimeoutMs: config.hub.tunnelOpenTimeoutMs + 10_000,
       log,
     });
+    ssh = await startSshJumpHost(config.listen.ssh, {
+      auth: auth.forFrontDoor("ssh"),
+      sessions,
+      registry,
+      keys: sshKeys,
+      hostKey: sshHostKey,
+      log,
+    });
     api = await buildApi(
       {
         auth,
@@ -146,12 +165,14 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
         policies,
         approvals,
         recordings,
+        sshKeys,
         log,
         info: () => ({
           version: VERSION,
           hubId: id,
           grpc: { address: config.hub.advertiseGrpc ?? grpcAddress, tls: !!tls },
-          listen: { ...config.listen, grpc: grpcAddress, api: apiUrl, postgres: postgres!.address },
+          listen: { ...config.listen, grpc: grpcAddress, api: apiUrl, postgres: postgres!.address, ssh: ssh!.address },
+          ssh: { hostKey: sshHostKey.publicKey },
         }),
       },
       tls,
@@ -167,7 +188,14 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
   }
   if (config.approvals.webhook) notifyWebhook(approvals, config.approvals.webhook, () => apiUrl, log);
   log.info(
-    { grpc: grpcAddress, api: apiUrl, postgres: postgres.address, tls: !!tls, storage: nats ? "nats" : "embedded" },
+    {
+      grpc: grpcAddress,
+      api: apiUrl,
+      postgres: postgres.address,
+      ssh: ssh.address,
+      tls: !!tls,
+      storage: nats ? "nats" : "embedded",
+    },
     "hub listening",
   );
 
@@ -175,6 +203,7 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
     id,
     grpcAddress,
     postgresAddress: postgres.address,
+    sshAddress: ssh.address,
     apiUrl,
     enrollmentToken,
     tokens,
@@ -202,10 +231,12 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
     // Relays and clients see their streams end now and reconnect elsewhere; nothing waits on them.
     grpcServer.forceShutdown();
     await postgres?.close();
+    await ssh?.close();
     await api?.close();
     await localSink?.close();
     await ingest?.stop();
     await approvalStore.close();
+    await sshKeys.close();
     await identity.close();
     await closeNats(nats);
   }

@@ -17,7 +17,7 @@ const DEFAULTS: Config = {
   identity: { oidc: [], issuer: "vigil", audience: "vigil", adminGroups: ["vigil-admins"] },
   enrollment: {},
   policies: ["policies/*.yaml"],
-  hub: { heartbeatMs: 5000, tunnelOpenTimeoutMs: 10000, postgres: { allowPlaintext: false }, ingest: true },
+  hub: { heartbeatMs: 5000, tunnelOpenTimeoutMs: 10000, postgres: { allowPlaintext: false }, ssh: {}, ingest: true },
   approvals: {},
   recording: { onFailure: "block", spool: { maxBytes: 1073741824 } },
   log: { level: "info" },

@@ -123,6 +123,8 @@ const Hub = Type.Object(
     tunnelOpenTimeoutMs: Millis(10000),
     /** The gRPC address clients should dial (host:port), when it differs from listen.grpc (load balancer, port mapping). */
     advertiseGrpc: Type.Optional(Type.String({ pattern: HOST_PORT_PATTERN })),
+    /** The SSH jump host: its host key (OpenSSH format), shared by hubs behind one address; default <data>/ssh-host.key. */
+    ssh: Type.Object({ hostKeyFile: Type.Optional(NonEmpty()) }, { ...closed, default: {} }),
     /** The postgres front door. TLS uses `tls` when set, else a self-signed certificate in the data dir. */
     postgres: Type.Object(
       {
@@ -163,6 +165,8 @@ const Relay = Type.Object(
     tokenFile: Type.Optional(NonEmpty()),
     segment: Type.String({ minLength: 1, default: "local" }),
     keyFile: Type.Optional(NonEmpty()),
+    /** SSH host key of the relay's ssh engine (OpenSSH format); default <data>/relay-<id>-ssh-host.key. */
+    sshHostKeyFile: Type.Optional(NonEmpty()),
     tls: Type.Optional(Type.Object({ ca: Type.Optional(NonEmpty()), serverName: Type.Optional(NonEmpty()) }, closed)),
     insecure: Type.Boolean({ default: false }),
     heartbeatMs: Millis(5000),

@@ -2,7 +2,7 @@
  * A command as the policy evaluator sees it: parsed once by the protocol engine (or `vigil policy
  * test`), then matched against compiled rules with no further parsing.
  */
-export type Command = SqlCommand | ShellCommand | HttpCommand;
+export type Command = SqlCommand | ShellCommand | SshForwardCommand | HttpCommand;
 
 // ---- SQL (PostgreSQL, parsed by libpg-query) ----
 
@@ -98,6 +98,18 @@ export interface ShellCommand {
   commands: ShellSimpleCommand[];
   /** Set when quoting is unbalanced or the line cannot be split: policy treats it as unknown. */
   parseError?: string;
+  text: string;
+}
+
+// ---- SSH port forwarding ----
+
+/** `ssh -L` (local: the relay connects from the target's side to host:port) or `ssh -R` (remote: the target listens). */
+export interface SshForwardCommand {
+  protocol: "ssh-forward";
+  direction: "local" | "remote";
+  host: string;
+  port: number;
+  parseError?: undefined;
   text: string;
 }
 

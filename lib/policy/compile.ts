@@ -1,7 +1,16 @@
 import { parseDuration } from "../duration.js";
 import { globsToRegExp } from "./glob.js";
 import type { PolicySet } from "./load.js";
-import type { ConnectionMatch, HttpMatch, KubernetesMatch, Match, MaskRule, ShellMatch, SqlMatch } from "./schema.js";
+import type {
+  ConnectionMatch,
+  HttpMatch,
+  KubernetesMatch,
+  Match,
+  MaskRule,
+  ShellMatch,
+  SqlMatch,
+  SshMatch,
+} from "./schema.js";
 
 /** Who is asking, as the policy sees it. */
 export interface PolicySubject {
@@ -31,6 +40,7 @@ export interface CompiledRule {
   mask?: MaskRule;
   sql?: SqlMatch;
   shell?: ShellMatch;
+  ssh?: SshMatch;
   http?: HttpMatch;
   kubernetes?: KubernetesMatch;
 }
@@ -47,9 +57,9 @@ export interface CompiledPolicy {
 }
 
 // Which rule matchers a connection type can ever meet; others are dropped at compile time.
-const MATCHERS_FOR: Record<string, readonly ("sql" | "shell" | "http" | "kubernetes")[]> = {
+const MATCHERS_FOR: Record<string, readonly ("sql" | "shell" | "ssh" | "http" | "kubernetes")[]> = {
   postgres: ["sql"],
-  ssh: ["shell"],
+  ssh: ["shell", "ssh"],
   http: ["http"],
   kubernetes: ["http", "kubernetes"],
   tcp: [],
@@ -70,7 +80,7 @@ export function compilePolicy(
   const rules: CompiledRule[] = [];
   for (const p of applicable) {
     for (const r of p.rules) {
-      const matcher = (["sql", "shell", "http", "kubernetes"] as const).find((m) => r[m] !== undefined);
+      const matcher = (["sql", "shell", "ssh", "http", "kubernetes"] as const).find((m) => r[m] !== undefined);
       if (matcher && !usable.includes(matcher)) continue;
       const rule: CompiledRule = { id: `${p.name}/${r.name}`, effect: r.effect };
       if (r.approvers)

@@ -1,4 +1,12 @@
-import type { Command, HttpCommand, ShellCommand, ShellSimpleCommand, SqlCommand, SqlStatement } from "./command.js";
+import type {
+  Command,
+  HttpCommand,
+  ShellCommand,
+  ShellSimpleCommand,
+  SqlCommand,
+  SqlStatement,
+  SshForwardCommand,
+} from "./command.js";
 import type { Approvers, CompiledPolicy, CompiledRule } from "./compile.js";
 import { globsToRegExp } from "./glob.js";
 
@@ -87,11 +95,12 @@ function unreadableReason(cmd: Command): string | undefined {
   return undefined;
 }
 
-const isUnconditional = (r: CompiledRule) => !r.sql && !r.shell && !r.http && !r.kubernetes;
+const isUnconditional = (r: CompiledRule) => !r.sql && !r.shell && !r.ssh && !r.http && !r.kubernetes;
 
 function matcherFor(rule: CompiledRule): (cmd: Command) => boolean {
   if (rule.sql) return sqlMatcher(rule.sql);
   if (rule.shell) return shellMatcher(rule.shell);
+  if (rule.ssh) return sshMatcher(rule.ssh);
   if (rule.kubernetes) return kubernetesMatcher(rule.kubernetes);
   if (rule.http) return httpMatcher(rule.http);
   return () => true;
@@ -153,6 +162,15 @@ function splitArgs(argv: readonly string[]): { present: Set<string>; positional:
     else positional.push(a);
   }
   return { present, positional };
+}
+
+function sshMatcher(m: NonNullable<CompiledRule["ssh"]>): (cmd: Command) => boolean {
+  const hosts = optionalRe(m.hosts);
+  return (cmd) => {
+    if (cmd.protocol !== "ssh-forward") return false;
+    const f = cmd as SshForwardCommand;
+    return m.forward.includes(f.direction) && (!hosts || hosts.test(`${f.host}:${f.port}`));
+  };
 }
 
 function httpMatcher(m: NonNullable<CompiledRule["http"]>): (cmd: Command) => boolean {

@@ -98,7 +98,7 @@ export function parsePolicyFile(text: string, file: string): SourcedPolicy[] {
 
 type Fail = (path: (string | number)[], detail: string) => never;
 
-const MATCHERS = ["sql", "shell", "http", "kubernetes"] as const;
+const MATCHERS = ["sql", "shell", "ssh", "http", "kubernetes"] as const;
 
 /** What the schema cannot say: one matcher per rule, effects that need their block, valid kinds and patterns. */
 function checkPolicy(policy: Policy, fail: Fail): void {

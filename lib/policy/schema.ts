@@ -51,6 +51,16 @@ export const ShellMatchSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/** SSH port forwarding (`ssh -L` local, `ssh -R` remote): refused unless a rule with this match allows it. */
+export const SshMatchSchema = Type.Object(
+  {
+    forward: Type.Array(Type.Enum(["local", "remote"]), { minItems: 1 }),
+    /** The forwarded-to host (local) or the listening address on the target (remote), as host:port globs. */
+    hosts: Type.Optional(Globs),
+  },
+  { additionalProperties: false },
+);
+
 export const HttpMatchSchema = Type.Object(
   {
     methods: Type.Optional(Type.Array(Type.String({ pattern: "^[A-Z]+$" }), { minItems: 1 })),
@@ -98,6 +108,7 @@ export const RuleSchema = Type.Object(
     mask: Type.Optional(MaskSchema),
     sql: Type.Optional(SqlMatchSchema),
     shell: Type.Optional(ShellMatchSchema),
+    ssh: Type.Optional(SshMatchSchema),
     http: Type.Optional(HttpMatchSchema),
     kubernetes: Type.Optional(KubernetesMatchSchema),
   },
@@ -137,6 +148,7 @@ export type Policy = Static<typeof PolicySchema>;
 export type PolicyFile = Static<typeof PolicyFileSchema>;
 export type SqlMatch = Static<typeof SqlMatchSchema>;
 export type ShellMatch = Static<typeof ShellMatchSchema>;
+export type SshMatch = Static<typeof SshMatchSchema>;
 export type HttpMatch = Static<typeof HttpMatchSchema>;
 export type KubernetesMatch = Static<typeof KubernetesMatchSchema>;
 export type MaskRule = Static<typeof MaskSchema>;

@@ -16,6 +16,7 @@ import {
   type Ed25519Key,
 } from "../../lib/keys.js";
 import type { Logger } from "../../lib/log.js";
+import { loadOrCreateSshHostKey, type SshHostKey } from "../../lib/ssh/host-key.js";
 import { FrameDuplex } from "../../lib/tunnel/frame-duplex.js";
 import type { FrameCall } from "../../lib/tunnel/frames.js";
 import { RelayClient } from "../../lib/tunnel/services.js";
@@ -76,6 +77,10 @@ export async function startRelay(config: Config, log: Logger, options: RelayOpti
     log.error({ code: err.code, sessions: agent?.activeSessions() ?? 0 }, `${err.message}: ending running sessions`);
     agent?.endSessions(err);
   };
+  // One SSH host key per relay, made on first use, only when the relay serves ssh connections.
+  const sshHostKey = rc.connections.some((c) => c.type === "ssh")
+    ? loadOrCreateSshHostKey(rc.sshHostKeyFile ?? join(dataDir(config), `relay-${id}-ssh-host.key`))
+    : undefined;
   agent = new RelayAgent(
     id,
     rc,
@@ -86,6 +91,7 @@ export async function startRelay(config: Config, log: Logger, options: RelayOpti
     new Recorder(options.sink ?? recordingSink(config, id, log, onUnavailable), key.privateKey),
     log.child({ relay: id, segment: rc.segment }),
     options.inProcessHub,
+    sshHostKey,
   );
   return agent.start();
 }
@@ -177,6 +183,7 @@ class RelayAgent implements LinkOwner {
     private readonly recorder: Recorder,
     private readonly log: Logger,
     private readonly inProcessHub: InProcessHub | undefined,
+    private readonly sshHostKey: SshHostKey | undefined,
   ) {}
 
   start(): Relay {
@@ -222,7 +229,12 @@ class RelayAgent implements LinkOwner {
       segment: this.rc.segment,
       version: VERSION,
       capabilities: SUPPORTED_TYPES.map((t) => `engine:${t}`),
-      connections: [...this.connections.values()].map((c) => ({ name: c.name, type: c.type, labels: { ...c.labels } })),
+      connections: [...this.connections.values()].map((c) => ({
+        name: c.name,
+        type: c.type,
+        labels: { ...c.labels },
+        sshHostKey: c.type === "ssh" ? (this.sshHostKey?.publicKey ?? "") : "",
+      })),
       enrollmentToken: this.token,
       publicKey: this.key.publicRaw,
       signature: signEd25519(this.key.privateKey, helloSigningPayload(nonce, this.id, this.key.publicRaw)),
@@ -372,6 +384,7 @@ class RelayAgent implements LinkOwner {
           recording,
           clientAddress: req.clientAddress,
           params: req.params,
+          sshHostKey: this.sshHostKey?.privateKey,
           requestApproval,
           log,
         });

@@ -264,7 +264,12 @@ describe("deploy: docker compose", () => {
     for (const name of byRole("relay")) assert.deepEqual(portsOf(service(name)), [], `${name} accepts no connections`);
     for (const name of byRole("hub")) {
       const config = loadConfig({ file: join(COMPOSE_DIR, configOf(name).replace("/etc/vigil/", "")) });
-      const listening = [portOf(config.listen.api), portOf(config.listen.grpc), portOf(config.listen.postgres)].sort();
+      const listening = [
+        portOf(config.listen.api),
+        portOf(config.listen.grpc),
+        portOf(config.listen.postgres),
+        portOf(config.listen.ssh),
+      ].sort();
       assert.deepEqual(
         portsOf(service(name))
           .map((p) => p.containerPort)

@@ -14,6 +14,8 @@ export interface HubHandle {
   apiPort: number;
   /** The postgres front door (TLS with the hub's self-signed certificate). */
   pgPort: number;
+  /** The SSH jump host. */
+  sshPort: number;
   enrollmentToken: string;
   configFile: string;
   adminToken: string;
@@ -32,6 +34,7 @@ export async function startHubProcess(
     apiPort?: number;
     grpcPort?: number;
     pgPort?: number;
+    sshPort?: number;
     extra?: object;
     env?: Record<string, string>;
     policy?: string;
@@ -44,8 +47,14 @@ export async function startHubProcess(
   const apiPort = opts.apiPort ?? (await freePort());
   const grpcPort = opts.grpcPort ?? (await freePort());
   const pgPort = opts.pgPort ?? (await freePort());
+  const sshPort = opts.sshPort ?? (await freePort());
   const configFile = dir.writeConfig(`${name}.yaml`, {
-    listen: { api: `127.0.0.1:${apiPort}`, grpc: `127.0.0.1:${grpcPort}`, postgres: `127.0.0.1:${pgPort}` },
+    listen: {
+      api: `127.0.0.1:${apiPort}`,
+      grpc: `127.0.0.1:${grpcPort}`,
+      postgres: `127.0.0.1:${pgPort}`,
+      ssh: `127.0.0.1:${sshPort}`,
+    },
     storage: { embedded: { path: dir.file(`${name}-data`) } },
     enrollment: { token: ENROLLMENT },
     hub: { id: name, heartbeatMs: 500 },
@@ -63,6 +72,7 @@ export async function startHubProcess(
     grpcPort,
     apiPort,
     pgPort,
+    sshPort,
     enrollmentToken: ENROLLMENT,
     configFile,
     adminToken: "",

@@ -18,7 +18,9 @@ import { approvalRoutes } from "./routes/approvals.js";
 import { policyRoutes } from "./routes/policy.js";
 import { relayRoutes } from "./routes/relays.js";
 import { exportRoutes, ingestRoutes, sessionRoutes } from "./routes/sessions.js";
+import { sshKeyRoutes } from "./routes/ssh-keys.js";
 import { tokenRoutes } from "./routes/tokens.js";
+import type { SshKeyStore } from "../ssh-keys/store.js";
 
 export interface ApiDeps {
   auth: Authenticator;
@@ -28,6 +30,7 @@ export interface ApiDeps {
   policies: PolicyStore;
   approvals: ApprovalService;
   recordings: Recordings;
+  sshKeys: SshKeyStore;
   info: () => HubInfo;
   log: Logger;
 }
@@ -89,6 +92,7 @@ export async function buildApi(deps: ApiDeps, https?: { cert: Buffer; key: Buffe
         recordings: deps.recordings,
         requireAdmin: (req) => requireAdmin(deps.auth, req),
       });
+      await scoped.register(sshKeyRoutes, { keys: deps.sshKeys, isAdmin: (who) => deps.auth.isAdmin(who) });
       await scoped.register(tokenRoutes, { tokens: deps.tokens, requireAdmin: (req) => requireAdmin(deps.auth, req) });
     },
     { prefix: "/api/v1" },

@@ -8,7 +8,7 @@ function relay(registry: RelayRegistry, id: string, connections: string[]) {
     segment: "s",
     version: "t",
     capabilities: [],
-    connections: connections.map((name) => ({ name, type: "tcp", labels: {} })),
+    connections: connections.map((name) => ({ name, type: "tcp", labels: {}, sshHostKey: "" })),
     publicKey: Buffer.alloc(32),
     send: () => {},
   });

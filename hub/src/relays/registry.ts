@@ -42,6 +42,8 @@ export interface FleetConnection {
   relays: string[];
   segments: string[];
   available: boolean;
+  /** Public SSH host keys of the relays serving an ssh connection (one per relay). */
+  sshHostKeys: string[];
 }
 
 /** The hub's live map of relays: who is online, who serves which connection, where a session goes. */
@@ -132,10 +134,12 @@ export class RelayRegistry {
           relays: [],
           segments: [],
           available: false,
+          sshHostKeys: [],
         };
         entry.relays.push(r.id);
         if (!entry.segments.includes(r.segment)) entry.segments.push(r.segment);
         entry.available ||= r.status === "online";
+        if (c.sshHostKey && !entry.sshHostKeys.includes(c.sshHostKey)) entry.sshHostKeys.push(c.sshHostKey);
         byName.set(c.name, entry);
       }
     }

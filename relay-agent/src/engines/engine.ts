@@ -15,6 +15,8 @@ export interface SessionContext {
   clientAddress: string;
   /** Protocol parameters the client sent through the front door (postgres: database, application_name…). */
   params: Readonly<Record<string, string>>;
+  /** The relay's SSH host key (OpenSSH private key), for engines that speak SSH to the client. */
+  sshHostKey?: string;
   /**
    * Hold a command for human review: resolves with the outcome (anything but "approved" means the
    * command must not run). `onPending` gets the approval id as soon as the hub has recorded it.

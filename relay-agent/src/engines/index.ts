@@ -1,6 +1,7 @@
 import type { ConnectionType } from "../../../lib/config/schema.js";
 import type { ProtocolEngine } from "./engine.js";
 import { postgresEngine } from "./postgres/engine.js";
+import { sshEngine } from "./ssh/engine.js";
 import { tcpEngine } from "./tcp/engine.js";
 
 /**
@@ -10,7 +11,7 @@ import { tcpEngine } from "./tcp/engine.js";
 export const engines = {
   tcp: tcpEngine,
   postgres: postgresEngine,
-  ssh: undefined,
+  ssh: sshEngine,
   http: undefined,
   kubernetes: undefined,
 } satisfies Record<ConnectionType, ProtocolEngine | undefined>;

@@ -8,6 +8,8 @@ const Connection = Type.Object({
   relays: Type.Array(Type.String()),
   segments: Type.Array(Type.String()),
   available: Type.Boolean(),
+  /** ssh connections: the host keys their relays present (known_hosts lines for `vigil ssh-config`). */
+  sshHostKeys: Type.Array(Type.String()),
 });
 
 export const connectionRoutes: FastifyPluginAsyncTypebox<{ registry: RelayRegistry }> = async (app, { registry }) => {

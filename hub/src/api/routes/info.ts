@@ -5,6 +5,8 @@ export const HubInfoSchema = Type.Object({
   hubId: Type.String(),
   grpc: Type.Object({ address: Type.String(), tls: Type.Boolean() }),
   listen: Type.Record(Type.String(), Type.String()),
+  /** The SSH jump host's public host key, for known_hosts (`vigil ssh-config`). */
+  ssh: Type.Optional(Type.Object({ hostKey: Type.String() })),
   /** Issuers humans can log in with (`vigil login`, the web UI): those configured with a clientId. */
   oidc: Type.Optional(Type.Array(Type.Object({ issuer: Type.String(), clientId: Type.String() }))),
 });

@@ -136,6 +136,7 @@ export interface RecordingEvent {
     | { $case: "error"; value: RecordedError }
     | { $case: "sessionEnd"; value: SessionEnd }
     | { $case: "resize"; value: Resize }
+    | { $case: "params"; value: SessionParams }
     | undefined;
 }
 
@@ -220,6 +221,14 @@ export interface Output {
   command: number;
   stream: Stream;
   data: string;
+}
+
+/**
+ * Protocol parameters an engine learns after the session started (the ssh login user, terminal
+ * type, pty or not), never credentials.
+ */
+export interface SessionParams {
+  params: KeyValue[];
 }
 
 /** Terminal size, at the start of a pty session and on every window change. */
@@ -323,6 +332,9 @@ export const RecordingEvent: MessageFns<RecordingEvent> = {
         break;
       case "resize":
         Resize.encode(message.body.value, writer.uint32(138).fork()).join();
+        break;
+      case "params":
+        SessionParams.encode(message.body.value, writer.uint32(146).fork()).join();
         break;
     }
     return writer;
@@ -461,6 +473,14 @@ export const RecordingEvent: MessageFns<RecordingEvent> = {
             message.body = { $case: "resize", value: Resize.decode(reader, reader.uint32()) };
             continue;
           }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.body = { $case: "params", value: SessionParams.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -510,7 +530,9 @@ export const RecordingEvent: MessageFns<RecordingEvent> = {
                         ? { $case: "sessionEnd", value: SessionEnd.fromJSON(object.session_end) }
                         : isSet(object.resize)
                           ? { $case: "resize", value: Resize.fromJSON(object.resize) }
-                          : undefined,
+                          : isSet(object.params)
+                            ? { $case: "params", value: SessionParams.fromJSON(object.params) }
+                            : undefined,
     };
   },
 
@@ -553,6 +575,8 @@ export const RecordingEvent: MessageFns<RecordingEvent> = {
       obj.sessionEnd = SessionEnd.toJSON(message.body.value);
     } else if (message.body?.$case === "resize") {
       obj.resize = Resize.toJSON(message.body.value);
+    } else if (message.body?.$case === "params") {
+      obj.params = SessionParams.toJSON(message.body.value);
     }
     return obj;
   },
@@ -615,6 +639,12 @@ export const RecordingEvent: MessageFns<RecordingEvent> = {
       case "resize": {
         if (object.body?.value !== undefined && object.body?.value !== null) {
           message.body = { $case: "resize", value: Resize.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "params": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "params", value: SessionParams.fromPartial(object.body.value) };
         }
         break;
       }
@@ -1674,6 +1704,75 @@ export const Output: MessageFns<Output> = {
     message.command = object.command ?? 0;
     message.stream = object.stream ?? 0;
     message.data = object.data ?? "";
+    return message;
+  },
+};
+
+function createBaseSessionParams(): SessionParams {
+  return { params: [] };
+}
+
+export const SessionParams: MessageFns<SessionParams> = {
+  encode(message: SessionParams, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.params) {
+      KeyValue.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SessionParams {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSessionParams();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.params.push(KeyValue.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SessionParams {
+    return {
+      params: globalThis.Array.isArray(object?.params) ? object.params.map((e: any) => KeyValue.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: SessionParams): unknown {
+    const obj: any = {};
+    if (message.params?.length) {
+      obj.params = message.params.map((e) => KeyValue.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SessionParams>): SessionParams {
+    return SessionParams.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SessionParams>): SessionParams {
+    const message = createBaseSessionParams();
+    message.params = object.params?.map((e) => KeyValue.fromPartial(e)) || [];
     return message;
   },
 };

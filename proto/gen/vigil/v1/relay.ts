@@ -61,6 +61,11 @@ export interface ConnectionInfo {
   name: string;
   type: string;
   labels: { [key: string]: string };
+  /**
+   * ssh connections: the public host key (OpenSSH format) the relay's engine presents to clients,
+   * so `vigil ssh-config` can write known_hosts. One key per relay, not its enrollment key.
+   */
+  sshHostKey: string;
 }
 
 export interface ConnectionInfo_LabelsEntry {
@@ -703,7 +708,7 @@ export const Challenge: MessageFns<Challenge> = {
 };
 
 function createBaseConnectionInfo(): ConnectionInfo {
-  return { name: "", type: "", labels: {} };
+  return { name: "", type: "", labels: {}, sshHostKey: "" };
 }
 
 export const ConnectionInfo: MessageFns<ConnectionInfo> = {
@@ -717,6 +722,9 @@ export const ConnectionInfo: MessageFns<ConnectionInfo> = {
     globalThis.Object.entries(message.labels).forEach(([key, value]: [string, string]) => {
       ConnectionInfo_LabelsEntry.encode({ key: key as any, value }, writer.uint32(26).fork()).join();
     });
+    if (message.sshHostKey !== "") {
+      writer.uint32(34).string(message.sshHostKey);
+    }
     return writer;
   },
 
@@ -760,6 +768,14 @@ export const ConnectionInfo: MessageFns<ConnectionInfo> = {
             }
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.sshHostKey = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -790,6 +806,11 @@ export const ConnectionInfo: MessageFns<ConnectionInfo> = {
             {},
           )
         : {},
+      sshHostKey: isSet(object.sshHostKey)
+        ? globalThis.String(object.sshHostKey)
+        : isSet(object.ssh_host_key)
+          ? globalThis.String(object.ssh_host_key)
+          : "",
     };
   },
 
@@ -810,6 +831,9 @@ export const ConnectionInfo: MessageFns<ConnectionInfo> = {
         });
       }
     }
+    if (message.sshHostKey !== "") {
+      obj.sshHostKey = message.sshHostKey;
+    }
     return obj;
   },
 
@@ -829,6 +853,7 @@ export const ConnectionInfo: MessageFns<ConnectionInfo> = {
       },
       {},
     );
+    message.sshHostKey = object.sshHostKey ?? "";
     return message;
   },
 };

@@ -1,0 +1,84 @@
+import { Type, type FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import type { FastifyRequest } from "fastify";
+import { VigilError } from "../../../../lib/errors.js";
+import type { Identity } from "../../identity/identity.js";
+import { parsePublicKey, type SshKeyRecord, type SshKeyStore } from "../../ssh-keys/store.js";
+import { Forbidden } from "../errors.js";
+
+const AddKey = Type.Object(
+  {
+    publicKey: Type.String({ minLength: 16, maxLength: 16_384, description: "OpenSSH public key line" }),
+    name: Type.String({ pattern: "^[A-Za-z0-9][A-Za-z0-9@._ -]{0,127}$", default: "key" }),
+  },
+  { additionalProperties: false },
+);
+
+const KeyInfo = Type.Object({
+  id: Type.String(),
+  fingerprint: Type.String(),
+  publicKey: Type.String(),
+  name: Type.String(),
+  subject: Type.String(),
+  groups: Type.Array(Type.String()),
+  addedAt: Type.String(),
+  addedBy: Type.String(),
+});
+
+const KeyId = Type.Object({ id: Type.String({ pattern: "^[0-9a-f]{64}$" }) });
+
+const info = ({ issuer: _issuer, ...rest }: SshKeyRecord) => rest;
+
+/**
+ * Public keys for the SSH jump host. A caller registers keys to its own identity (with the groups
+ * it has now) and sees and removes its own; admins see and remove every key.
+ */
+export const sshKeyRoutes: FastifyPluginAsyncTypebox<{
+  keys: SshKeyStore;
+  isAdmin: (who: Identity) => boolean;
+}> = async (app, { keys, isAdmin }) => {
+  const caller = (req: FastifyRequest) => req.identity!;
+
+  app.post("/ssh-keys", { schema: { body: AddKey, response: { 201: KeyInfo } } }, async (req, reply) => {
+    const who = caller(req);
+    const { publicKey, id, fingerprint } = parsePublicKey(req.body.publicKey);
+    const rec: SshKeyRecord = {
+      id,
+      fingerprint,
+      publicKey,
+      name: req.body.name,
+      subject: who.subject,
+      groups: who.groups,
+      issuer: who.issuer,
+      addedAt: new Date().toISOString(),
+      addedBy: who.subject,
+    };
+    await keys.add(rec);
+    req.log.info({ audit: "ssh_key.added", subject: who.subject, fingerprint }, "ssh key registered");
+    return reply.status(201).send(info(rec));
+  });
+
+  app.get("/ssh-keys", { schema: { response: { 200: Type.Object({ keys: Type.Array(KeyInfo) }) } } }, async (req) => {
+    const who = caller(req);
+    const all = isAdmin(who);
+    return {
+      keys: keys
+        .list()
+        .filter((k) => all || k.subject === who.subject)
+        .map(info),
+    };
+  });
+
+  app.delete("/ssh-keys/:id", { schema: { params: KeyId, response: { 200: KeyInfo } } }, async (req) => {
+    const who = caller(req);
+    const rec = keys.get(req.params.id);
+    if (!rec) throw new VigilError("not_found", `no registered key ${req.params.id}`);
+    if (rec.subject !== who.subject && !isAdmin(who))
+      throw new Forbidden(`key ${rec.fingerprint} belongs to ${rec.subject}`);
+    await keys.remove(rec.id);
+    req.log.info(
+      { audit: "ssh_key.removed", by: who.subject, subject: rec.subject, fingerprint: rec.fingerprint },
+      "ssh key removed",
+    );
+    return info(rec);
+  });
+};
