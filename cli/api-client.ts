@@ -70,8 +70,19 @@ export function apiRequest<T>(opts: ClientOptions, method: string, path: string,
  * the whole answer (an export can be millions of events). An error answer throws an ApiError.
  */
 export async function* apiLines<T>(opts: ClientOptions, path: string): AsyncGenerator<T> {
+  let rest = "";
+  for await (const chunk of apiChunks(opts, path, "application/x-ndjson")) {
+    const lines = (rest + chunk).split("\n");
+    rest = lines.pop()!;
+    for (const line of lines) if (line) yield parseLine<T>(line);
+  }
+  if (rest) yield parseLine<T>(rest);
+}
+
+/** GET `path` and yield the answer's text as it arrives; an error answer throws an ApiError. */
+async function* apiChunks(opts: ClientOptions, path: string, accept: string): AsyncGenerator<string> {
   const url = new URL(path, opts.hub.endsWith("/") ? opts.hub : opts.hub + "/");
-  const headers: Record<string, string> = { accept: "application/x-ndjson" };
+  const headers: Record<string, string> = { accept };
   if (opts.token) headers.authorization = `Bearer ${opts.token}`;
   const send = url.protocol === "https:" ? httpsRequest : httpRequest;
   const res = await new Promise<import("node:http").IncomingMessage>((resolve, reject) => {
@@ -92,13 +103,8 @@ export async function* apiLines<T>(opts: ClientOptions, path: string): AsyncGene
     }
     throw new ApiError(res.statusCode ?? 500, err?.code ?? "VIGIL_ERR_HTTP", err?.message ?? `HTTP ${res.statusCode}`);
   }
-  let rest = "";
-  for await (const chunk of res) {
-    const lines = (rest + String(chunk)).split("\n");
-    rest = lines.pop()!;
-    for (const line of lines) if (line) yield parseLine<T>(line);
-  }
-  if (rest) yield parseLine<T>(rest);
+  res.setEncoding("utf8");
+  for await (const chunk of res) yield chunk as string;
 }
 
 function parseLine<T>(line: string): T {
@@ -108,4 +114,11 @@ function parseLine<T>(line: string): T {
     throw new ApiError(500, value.error.code, value.error.message);
   }
   return value;
+}
+
+/** GET a text answer (e.g. an asciicast file) as it is. */
+export async function apiText(opts: ClientOptions, path: string): Promise<string> {
+  let text = "";
+  for await (const chunk of apiChunks(opts, path, "*/*")) text += chunk;
+  return text;
 }

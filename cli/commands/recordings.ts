@@ -1,7 +1,7 @@
-import { createWriteStream } from "node:fs";
+import { createWriteStream, writeFileSync } from "node:fs";
 import type { Command } from "commander";
 import type { EventView } from "../../lib/recording/view.js";
-import { apiLines, apiRequest } from "../api-client.js";
+import { apiLines, apiRequest, apiText } from "../api-client.js";
 import { clientOptions, withClientOptions } from "../options.js";
 
 interface SessionSummary {
@@ -20,6 +20,13 @@ interface SessionSummary {
   errors: number;
   endError?: string;
   running: boolean;
+}
+
+interface ReplayOptions {
+  json?: boolean;
+  realtime?: boolean;
+  speed: string;
+  asciicast?: string;
 }
 
 interface SearchOptions {
@@ -103,9 +110,22 @@ export function recordingCommands(program: Command): void {
       .argument("<id>", "session id"),
   )
     .option("--json", "print the events as NDJSON, as recorded")
+    .option(
+      "--asciicast <file>",
+      "write the terminal output as an asciicast v2 file (- for stdout), for asciinema play",
+    )
     .option("--realtime", "wait between steps as long as the session did")
     .option("--speed <factor>", "with --realtime: play this many times faster", "1")
-    .action(async (id: string, opts: { json?: boolean; realtime?: boolean; speed: string }, cmd: Command) => {
+    .action(async (id: string, opts: ReplayOptions, cmd: Command) => {
+      if (opts.asciicast) {
+        const cast = await apiText(
+          clientOptions(cmd),
+          `api/v1/sessions/${encodeURIComponent(id)}/events?format=asciicast`,
+        );
+        if (opts.asciicast === "-") process.stdout.write(cast);
+        else writeFileSync(opts.asciicast, cast, { mode: 0o600 });
+        return;
+      }
       const speed = Number(opts.speed);
       if (!(speed > 0)) throw new Error(`--speed must be a positive number (got ${opts.speed})`);
       let startUs: number | undefined;

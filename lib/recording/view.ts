@@ -65,6 +65,8 @@ function bodyFields(body: EventBody): Record<string, unknown> {
       const { params, ...rest } = body.value;
       return { ...rest, params: Object.fromEntries(params.map((p) => [p.key, p.value])) };
     }
+    case "params":
+      return { params: Object.fromEntries(body.value.params.map((p) => [p.key, p.value])) };
     case "command": {
       const { decision, params, ...rest } = body.value;
       return { ...rest, decision: decisionName(decision), ...(params.length ? { params: params.map(value) } : {}) };

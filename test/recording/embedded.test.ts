@@ -5,6 +5,8 @@ import { freePort } from "../support/services.js";
 import { api, eventually, spawnVigil, Workdir, type VigilProcess } from "../support/vigil.js";
 import { freshDatabase, pgClient, psql, psqlUrl, relayCredentials } from "../postgres/support.js";
 import { openChdb } from "../../storage/chdb.js";
+import type { HubHandle } from "../support/mesh.js";
+import { sshConfig, sshConnection, sshVia } from "../ssh/support.js";
 
 const POLICY = `policies:
   - name: agents
@@ -27,6 +29,7 @@ describe("recordings with vigil up (embedded chDB)", function () {
   let up: VigilProcess;
   let apiUrl: string;
   let pgPort: number;
+  let sshPort: number;
   let admin: string;
   let agent: string;
   let configFile: string;
@@ -42,12 +45,18 @@ describe("recordings with vigil up (embedded chDB)", function () {
       "CREATE TABLE items (id int primary key, name text); INSERT INTO items VALUES (1, 'one'), (2, 'two');",
     );
     pgPort = await freePort();
+    sshPort = await freePort();
     const apiPort = await freePort();
     apiUrl = `http://127.0.0.1:${apiPort}`;
     const policies = dir.file("policy.yaml");
     writeFileSync(policies, POLICY);
     configFile = dir.writeConfig("vigil.yaml", {
-      listen: { api: `127.0.0.1:${apiPort}`, grpc: `127.0.0.1:${await freePort()}`, postgres: `127.0.0.1:${pgPort}` },
+      listen: {
+        api: `127.0.0.1:${apiPort}`,
+        grpc: `127.0.0.1:${await freePort()}`,
+        postgres: `127.0.0.1:${pgPort}`,
+        ssh: `127.0.0.1:${sshPort}`,
+      },
       storage: { embedded: { path: dir.file("data") } },
       policies: [policies],
       relay: {
@@ -59,6 +68,7 @@ describe("recordings with vigil up (embedded chDB)", function () {
             target: `127.0.0.1:${testServices().pg.port}`,
             credentials: relayCredentials(),
           },
+          sshConnection("web"),
         ],
       },
     });
@@ -212,6 +222,31 @@ describe("recordings with vigil up (embedded chDB)", function () {
     const denied = await cli(["export", "--from", "1h"], agent);
     assert.equal(denied.code, 1);
     assert.match(denied.stderr, /not in an admin group/);
+  });
+
+  it("an ssh exec through the jump host is recorded; replay --asciicast gives its output", async () => {
+    const via = { hub: { sshPort } as HubHandle, config: sshConfig(dir, "up"), token: agent };
+    const r = await sshVia(via, "web", "echo", "hello-from-vigil-up");
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), "hello-from-vigil-up");
+    const session = await eventually("the ssh session in search", async () => {
+      const res = await api(apiUrl, "/api/v1/sessions?type=ssh&q=hello-from-vigil-up", admin);
+      return (res.body.sessions as { id: string; running: boolean }[]).find((x) => !x.running);
+    });
+    const cast = await cli(["replay", session.id, "--asciicast", "-"]);
+    assert.equal(cast.code, 0, cast.stderr);
+    const [header, ...frames] = cast.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as unknown);
+    assert.equal((header as { version: number }).version, 2);
+    const output = (frames as [number, string, string][])
+      .filter((f) => f[1] === "o")
+      .map((f) => f[2])
+      .join("");
+    assert.match(output, /hello-from-vigil-up/);
+    const verify = await cli(["verify", session.id]);
+    assert.equal(verify.code, 0, verify.stdout + verify.stderr);
   });
 
   it("verify names the first altered event, a removed event, and a forged signature", async () => {

@@ -1,6 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { RecordingEvent } from "../../../../lib/recording/chain.js";
+import { toAsciicast } from "../../../../lib/recording/asciicast.js";
 import { eventView } from "../../../../lib/recording/view.js";
 import type { Identity } from "../../identity/identity.js";
 import type { Recordings } from "../../recordings/service.js";
@@ -99,14 +100,20 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<{
     },
   );
 
-  /** NDJSON, one event per line in seq order, with each event's recorded time for playback. */
+  /**
+   * NDJSON, one event per line in seq order, with each event's recorded time for playback; or, with
+   * `format=asciicast`, the terminal output as an asciicast v2 file that asciinema plays.
+   */
   app.get(
     "/sessions/:id/events",
     {
       schema: {
         params: Id,
         querystring: Type.Object(
-          { afterSeq: Type.Optional(Type.Integer({ minimum: -1 })) },
+          {
+            afterSeq: Type.Optional(Type.Integer({ minimum: -1 })),
+            format: Type.Optional(Type.Enum(["ndjson", "asciicast"])),
+          },
           { additionalProperties: false },
         ),
       },
@@ -114,6 +121,16 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<{
     async (req, reply) => {
       await visibleSession(req, req.params.id);
       const store = await recordings.store();
+      if (req.query.format === "asciicast") {
+        const events: RecordingEvent[] = [];
+        for (let after = -1; ;) {
+          const page = await store.sessionEvents(req.params.id, { afterSeq: after, limit: PAGE });
+          events.push(...page);
+          if (page.length < PAGE) break;
+          after = Number(page[page.length - 1]!.seq);
+        }
+        return reply.type("application/x-asciicast").send(toAsciicast(events));
+      }
       reply.hijack();
       reply.raw.writeHead(200, { "content-type": "application/x-ndjson" });
       let after = req.query.afterSeq ?? -1;
