@@ -98,13 +98,13 @@ describe("configuration errors at the command line", function () {
   });
 
   it("a connection type without an engine yet is refused at relay start, not forwarded raw", async () => {
-    const file = dir.writeConfig("ssh.yaml", {
-      relay: { token: "t", connections: [{ name: "box", type: "ssh", target: "127.0.0.1:22" }] },
+    const file = dir.writeConfig("http.yaml", {
+      relay: { token: "t", connections: [{ name: "box", type: "http", target: "127.0.0.1:80" }] },
       storage: { embedded: { path: dir.file("d") } },
     });
     const proc = spawnVigil("no engine", ["relay", "--config", file]);
     assert.equal((await proc.exited).code, 1);
-    assert.match(proc.stderr, /relay connection "box": type ssh has no engine in this relay yet/);
+    assert.match(proc.stderr, /relay connection "box": type http has no engine in this relay yet/);
   });
 
   it("a postgres connection without usable credentials is refused at relay start, naming the key", async () => {
