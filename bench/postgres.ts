@@ -213,15 +213,18 @@ const SPEED_NOTES = [
     "a batch, and has one flush timer for all sessions; one-row results are digested in one call; masking " +
     "judges each cell inside the DataRow with a one-pass byte precheck (start characters, anchor pairs, " +
     "digit-group shapes) and decodes only cells that might match.",
-  "What is left (CPU profiles and perf of the vigil process under pgbench -S): the relay spends ~90 µs of CPU " +
-    "per transaction, about a quarter of it kernel time in the four socket calls a TLS-terminating proxy makes " +
+  "What is left (CPU profiles and perf of the vigil process under pgbench -S): the relay spends 90–160 µs of " +
+    "CPU per transaction (the low end on a quiet machine; see every run above), about a quarter of it kernel " +
+    "time in the four socket calls a TLS-terminating proxy makes " +
     "per statement (client read and write, target write and read, each waking another process on the shared " +
     "2 vCPUs), ~15% the recording (protobuf encode and SHA-256 for the chain, proto3 JSON for the file), and " +
     "the rest TLS, streams and the engine, none above a few percent. PostgreSQL and pgbench together spend " +
     "about as much per transaction as the relay does, so the throughput targets (0.5×, 0.6×) would need the " +
     "whole relay path at roughly PostgreSQL's own cost per statement. The 1M-row select costs the relay " +
-    "~2–3 µs of CPU per row (shown per run above); p99 is dominated by scheduling on the loaded VM (direct " +
-    "p99 itself moves between 0.2 and 3.5 ms from run to run).",
+    "~2–5 µs of CPU per row (shown per run above: DataRow framing, the row digest, masking, TLS), CPU the " +
+    "2 vCPUs must find next to PostgreSQL's and psql's, so its ratio moves with the machine's load more than " +
+    "any other number here; p99 is dominated by scheduling on the loaded VM (direct p99 itself moves between " +
+    "0.2 and 4.5 ms from run to run).",
 ];
 
 // ---- measurements ----

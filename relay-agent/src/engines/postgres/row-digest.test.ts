@@ -4,7 +4,7 @@ import { RowDigest } from "./row-digest.js";
 
 describe("RowDigest", () => {
   it("is SHA-256 over the rows in order, for none, one and many rows", () => {
-    for (const count of [0, 1, 2, 3, 100]) {
+    for (const count of [0, 1, 2, 3, 100, 255, 256, 257, 1000]) {
       const rows = Array.from({ length: count }, (_, i) => randomBytes(i % 7 === 0 ? 0 : 1 + i));
       const d = new RowDigest();
       for (const r of rows) d.update(r);
