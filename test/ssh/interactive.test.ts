@@ -81,13 +81,13 @@ describe("an interactive ssh session on a real terminal", function () {
       ["shell", "exit 3", "allow"],
     ]);
     assert.equal(commands[2]![1], "echo acbd");
-    const params = views
-      .filter((v) => v.type === "params")
-      .flatMap((v) => v.params as { key: string; value: string }[]);
-    assert.ok(
-      params.some((p) => p.key === "term"),
-      JSON.stringify(params),
-    );
+    // What the engine learned after the start: the inner login, and the terminal it asked for.
+    const params = Object.assign({}, ...views.filter((v) => v.type === "params").map((v) => v.params)) as Record<
+      string,
+      string
+    >;
+    assert.equal(params.term, "xterm", JSON.stringify(params));
+    assert.equal(params.pty, "true");
     assert.ok(views.some((v) => v.type === "resize"));
     const shellResult = views.find((v) => v.type === "result" && v.command === 0);
     assert.equal(shellResult?.exitStatus, 3);

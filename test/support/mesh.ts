@@ -163,7 +163,7 @@ export async function relayStatus(hub: HubHandle, token: string, id: string): Pr
 }
 
 /** Wait until the hub lists relay `id` with `status` (default online). */
-export function waitForRelay(hub: HubHandle, id: string, status = "online", timeoutMs = 15_000): Promise<true> {
+export function waitForRelay(hub: HubHandle, id: string, status = "online", timeoutMs = 45_000): Promise<true> {
   return eventually(
     `relay ${id} ${status} at ${hub.api}`,
     async () => ((await relayStatus(hub, hub.adminToken, id)) === status ? true : undefined),

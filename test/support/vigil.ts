@@ -28,7 +28,11 @@ export class VigilProcess {
   }
 
   /** Wait until stdout or stderr matches, failing with the output so far when it does not in time. */
-  async waitFor(pattern: RegExp, timeoutMs = 15_000): Promise<RegExpMatchArray> {
+  /**
+   * Wait for a line matching `pattern`. The default is generous: on a loaded 2-vCPU machine a
+   * fresh process spends seconds compiling TypeScript before it prints anything.
+   */
+  async waitFor(pattern: RegExp, timeoutMs = 45_000): Promise<RegExpMatchArray> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const m = this.stdout.match(pattern) ?? this.stderr.match(pattern);
