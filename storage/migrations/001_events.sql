@@ -1,8 +1,11 @@
 -- One row per recorded event. Reasons and measurements: docs/recording-store.md.
 --
--- ORDER BY (session_id, seq): replay and verification read one session in seq order, which is a
--- primary-key range; and a session's ~100 rows sit together, so its ids, seqs, times and bodies
--- compress against each other.
+-- ORDER BY (hour, session_id, seq): fleet search always names a time range (or takes the newest
+-- first), and the hour prefix turns it into a primary-key range; within the hour a session's events
+-- sit together in seq order, so they compress against each other, and replay reads one session
+-- as a key range given its span (sessions.started_at … last_at).
+-- index_granularity 2048: a page of search results reads one granule per row of every column it
+-- returns; smaller granules read less for it (and cost 0.7% more bytes than 8192).
 -- ReplacingMergeTree: a batch stored twice (redelivery after a crash) collapses to one row per
 -- (session_id, seq) when parts merge. The store also skips events already stored, and reads
 -- dedupe (LIMIT 1 BY), so a duplicate is never visible even before a merge.
@@ -40,4 +43,5 @@ CREATE TABLE IF NOT EXISTS events
 )
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(time)
-ORDER BY (session_id, seq);
+ORDER BY (toStartOfHour(time), session_id, seq)
+SETTINGS index_granularity = 2048;

@@ -7,6 +7,9 @@ CREATE TABLE IF NOT EXISTS sessions
 (
     session_id String,
     started_at SimpleAggregateFunction(min, DateTime64(6, 'UTC')),
+    -- The latest event's time: replay reads events between started_at and last_at, a range of the
+    -- events table's primary key.
+    last_at SimpleAggregateFunction(max, DateTime64(6, 'UTC')),
     ended_at SimpleAggregateFunction(max, DateTime64(6, 'UTC')),
     user SimpleAggregateFunction(max, String),
     groups SimpleAggregateFunction(max, Array(String)),
