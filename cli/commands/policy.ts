@@ -1,9 +1,7 @@
 import type { Command } from "commander";
 import { formatDuration } from "../../lib/duration.js";
-import { compilePolicy, type PolicyConnection } from "../../lib/policy/compile.js";
-import { evaluate, preparePolicy, type Decision } from "../../lib/policy/evaluate.js";
-import { loadPolicies } from "../../lib/policy/load.js";
-import { parseCommand } from "../../lib/policy/parse-command.js";
+import type { PolicyConnection } from "../../lib/policy/compile.js";
+import type { Decision } from "../../lib/policy/evaluate.js";
 import { apiRequest } from "../api-client.js";
 import { clientOptions, withClientOptions } from "../options.js";
 
@@ -69,6 +67,13 @@ async function testLocally(
   command: string | undefined,
 ): Promise<TestResult> {
   if (!opts.type) throw new Error("--policies needs --type (postgres, ssh, http, kubernetes or tcp)");
+  // The policy engine (and the SQL parser) load only when a test runs offline.
+  const [{ compilePolicy }, { evaluate, preparePolicy }, { loadPolicies }, { parseCommand }] = await Promise.all([
+    import("../../lib/policy/compile.js"),
+    import("../../lib/policy/evaluate.js"),
+    import("../../lib/policy/load.js"),
+    import("../../lib/policy/parse-command.js"),
+  ]);
   const connection: PolicyConnection = { name: opts.connection, type: opts.type, labels, segment: opts.segment ?? "" };
   const compiled = compilePolicy(loadPolicies([opts.policies!]), { subject: opts.identity, groups }, connection);
   const decision =

@@ -5,8 +5,12 @@ import { dialableAddress, parseHostPort } from "../../lib/address.js";
 import { dataDir, loadConfig } from "../../lib/config/load.js";
 import type { Config } from "../../lib/config/schema.js";
 import { createLogger, type Logger } from "../../lib/log.js";
-import { startHub, startIngestWorker, type Hub } from "../../hub/src/hub.js";
-import { EnrollmentRejected, startRelay, type Relay } from "../../relay-agent/src/relay.js";
+import type { Hub } from "../../hub/src/hub.js";
+import type { Relay } from "../../relay-agent/src/relay.js";
+
+// The servers load on demand: client commands (sessions, verify, token …) start without compiling them.
+const hubModule = () => import("../../hub/src/hub.js");
+const relayModule = () => import("../../relay-agent/src/relay.js");
 
 const ADMIN_TOKEN_TTL_SECONDS = 30 * 86400;
 
@@ -18,7 +22,7 @@ export function serverCommands(program: Command): void {
     .action(async (opts: { config?: string }) => {
       const config = loadConfig({ file: opts.config, env: process.env });
       const log = createLogger(config.log.level);
-      const hub = await startHub(config, log);
+      const hub = await (await hubModule()).startHub(config, log);
       const relayConfig: Config = {
         ...config,
         relay: {
@@ -32,7 +36,7 @@ export function serverCommands(program: Command): void {
       // Hub and relay share this process: tunnels between them skip gRPC (same checks, no loopback
       // hop), and recordings go straight into the hub's store (no NATS).
       const sink = config.storage.nats ? undefined : hub.localRecordingSink();
-      const relay = await startRelay(relayConfig, log, { inProcessHub: hub, sink });
+      const relay = await (await relayModule()).startRelay(relayConfig, log, { inProcessHub: hub, sink });
       await relay.ready;
       const tokenFile = join(dataDir(config), "admin.token");
       const admin = await hub.tokens.issue("admin", [...config.identity.adminGroups], ADMIN_TOKEN_TTL_SECONDS);
@@ -51,7 +55,7 @@ export function serverCommands(program: Command): void {
     .action(async (opts: { config?: string }) => {
       const config = loadConfig({ file: opts.config, env: process.env });
       const log = createLogger(config.log.level);
-      const hub = await startHub(config, log);
+      const hub = await (await hubModule()).startHub(config, log);
       process.stdout.write(`vigil hub ${hub.id}: API ${hub.apiUrl}, gRPC ${hub.grpcAddress}\n`);
       await untilSignal(log, () => hub.close());
     });
@@ -63,7 +67,7 @@ export function serverCommands(program: Command): void {
     .action(async (opts: { config?: string }) => {
       const config = loadConfig({ file: opts.config, env: process.env });
       const log = createLogger(config.log.level);
-      const worker = await startIngestWorker(config, log);
+      const worker = await (await hubModule()).startIngestWorker(config, log);
       process.stdout.write(`vigil ingest: ${config.storage.nats!.url} → ${worker.store}\n`);
       await untilSignal(log, () => worker.stop());
     });
@@ -75,7 +79,7 @@ export function serverCommands(program: Command): void {
     .action(async (opts: { config?: string }) => {
       const config = loadConfig({ file: opts.config, env: process.env });
       const log = createLogger(config.log.level);
-      const relay = await startRelay(config, log);
+      const relay = await (await relayModule()).startRelay(config, log);
       await untilSignal(log, () => relay.drain("received a stop signal"), relay);
     });
 }
@@ -93,7 +97,7 @@ async function untilSignal(log: Logger, stop: () => Promise<void>, relay?: Relay
   try {
     await Promise.race([signalled, relay?.closed ?? new Promise<never>(() => {})]);
   } catch (err) {
-    if (err instanceof EnrollmentRejected) {
+    if (err instanceof (await relayModule()).EnrollmentRejected) {
       process.stderr.write(`vigil relay: ${err.message}\n`);
       process.exit(2);
     }

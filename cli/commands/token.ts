@@ -3,7 +3,6 @@ import type { Command } from "commander";
 import { parseDuration } from "../../lib/duration.js";
 import { dataDir, loadConfig } from "../../lib/config/load.js";
 import { loadOrCreateKey } from "../../lib/keys.js";
-import { LocalTokens } from "../../hub/src/identity/local-tokens.js";
 import { apiRequest } from "../api-client.js";
 import { clientOptions, withClientOptions } from "../options.js";
 
@@ -85,6 +84,7 @@ function table(rows: string[][]): string {
 async function signOffline(configFile: string, name: string, groups: string[], ttl: string): Promise<string> {
   const config = loadConfig({ file: configFile, env: process.env });
   const key = loadOrCreateKey(config.identity.signingKeyFile ?? join(dataDir(config), "hub-signing.key"));
+  const { LocalTokens } = await import("../../hub/src/identity/local-tokens.js");
   const tokens = new LocalTokens(key, config.identity.issuer, config.identity.audience);
   return (await tokens.issue(name, groups, parseDuration(ttl))).token;
 }
