@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { testServices } from "../support/env.js";
 import { createToken, startHubProcess, startRelayProcess, waitForRelay, type HubHandle } from "../support/mesh.js";
 import { run } from "../support/services.js";
 import { api, eventually, spawnVigil, Workdir, type VigilProcess } from "../support/vigil.js";
@@ -93,6 +94,34 @@ describe("ssh -J through the hub's jump host and a relay's ssh engine", function
     assert.match(r.stderr, new RegExp(`vigil: waiting for approval ${id} \\(rule agents/review-service-restarts\\)`));
     assert.equal(r.stdout, "done\n");
     assert.equal(existsSync(marker), true);
+  });
+
+  it("vigil ssh-config pins the jump host's and the relay's host keys, and its block works as is", async () => {
+    const knownHosts = dir.file("vigil_known_hosts");
+    const cfg = spawnVigil("ssh-config", ["ssh-config", "--known-hosts", knownHosts, "--hub", hub.api], {
+      VIGIL_TOKEN: token,
+    });
+    assert.equal((await cfg.exited).code, 0, cfg.stderr);
+    assert.match(cfg.stdout, /ProxyJump vigil@127\.0\.0\.1:\d+/);
+    const lines = readFileSync(knownHosts, "utf8").trim().split("\n");
+    assert.ok(
+      lines.some((l) => l.startsWith(`[127.0.0.1]:${hub.sshPort} ssh-ed25519 `)),
+      lines.join("\n"),
+    );
+    assert.ok(
+      lines.some((l) => l.startsWith("web-1 ssh-ed25519 ")),
+      lines.join("\n"),
+    );
+    const config = dir.file("from-ssh-config");
+    writeFileSync(
+      config,
+      cfg.stdout + "Host *\n  PreferredAuthentications password\n  PubkeyAuthentication no\n  LogLevel ERROR\n",
+    );
+    const r = await run("sshpass", ["-e", "ssh", "-F", config, `${testServices().sshd.user}@web-1`, "echo", "pinned"], {
+      env: { ...process.env, SSHPASS: token },
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "pinned\n");
   });
 
   it("forwards a port (ssh -W, a local forward) only where a rule allows it", async () => {
