@@ -7,9 +7,9 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
 import type { BenchResult, BenchRow } from "./run.js";
-import { createToken, startHubProcess, startRelayProcess, waitForRelay } from "../test/support/mesh.js";
+import { createToken, startHubProcess, startRelayProcess, waitForRelay, type HubHandle } from "../test/support/mesh.js";
 import { run as runCommand, startSshd, type SshdHandle } from "../test/support/services.js";
-import { Workdir } from "../test/support/vigil.js";
+import { Workdir, type VigilProcess } from "../test/support/vigil.js";
 
 const FILE_BYTES = Number(process.env.VIGIL_BENCH_MIB ?? 256) * 1024 * 1024;
 const KEYS = Number(process.env.VIGIL_BENCH_KEYS ?? 400);
@@ -125,20 +125,22 @@ export async function run(): Promise<BenchResult> {
   const loadAtStart = loadavg()[0] ?? 0;
   const dir = new Workdir();
   const sshd = await startSshd();
-  const hub = await startHubProcess(dir, { policy: POLICY, env: { VIGIL_LOG_LEVEL: "warn" } });
-  const relay = startRelayProcess(dir, {
-    id: "bench-ssh",
-    hub: hub.grpc,
-    connections: [
-      {
-        name: "web-1",
-        type: "ssh",
-        target: `127.0.0.1:${sshd.port}`,
-        credentials: { user: sshd.user, privateKeyFile: sshd.clientKeyPath, hostKey: sshd.hostPublicKey },
-      },
-    ],
-  });
+  let hub: HubHandle | undefined;
+  let relay: VigilProcess | undefined;
   try {
+    hub = await startHubProcess(dir, { policy: POLICY, env: { VIGIL_LOG_LEVEL: "warn" } });
+    relay = startRelayProcess(dir, {
+      id: "bench-ssh",
+      hub: hub.grpc,
+      connections: [
+        {
+          name: "web-1",
+          type: "ssh",
+          target: `127.0.0.1:${sshd.port}`,
+          credentials: { user: sshd.user, privateKeyFile: sshd.clientKeyPath, hostKey: sshd.hostPublicKey },
+        },
+      ],
+    });
     await waitForRelay(hub, "bench-ssh");
     const token = await createToken(hub, hub.adminToken, "bench-agent", ["agents"]);
     const direct = directPath(dir, sshd);
@@ -213,8 +215,8 @@ export async function run(): Promise<BenchResult> {
       ],
     };
   } finally {
-    await relay.stop();
-    await hub.proc.stop();
+    await relay?.stop();
+    await hub?.proc.stop();
     await sshd.stop();
     dir.cleanup();
   }
