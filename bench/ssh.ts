@@ -69,6 +69,12 @@ async function echoLatencies(path: Path): Promise<number[]> {
   return (JSON.parse(r.stdout) as { ms: number[] }).ms.sort((a, b) => a - b);
 }
 
+/** CPU seconds (user + system) a process has used so far, from /proc. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 const sha256 = (file: string) => createHash("sha256").update(readFileSync(file)).digest("hex");
 const pct = (sorted: number[], p: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))]!;
@@ -155,7 +161,10 @@ export async function run(): Promise<BenchResult> {
     await check("make the file", runCommand("sh", ["-c", `head -c ${FILE_BYTES} /dev/urandom > ${source}`]));
     console.error("ssh bench: scp direct, then through Vigil");
     const scpDirect = await scpTimes(dir, direct, source, "direct");
+    const cpuBefore = [cpuSeconds(hub.proc.pid), cpuSeconds(relay.pid)];
     const scpVigil = await scpTimes(dir, vigil, source, "vigil");
+    // Four transfers (two each way): per transfer, what the hub and the relay spent.
+    const [hubCpu, relayCpu] = [cpuSeconds(hub.proc.pid), cpuSeconds(relay.pid)].map((c, i) => (c - cpuBefore[i]!) / 4);
     console.error("ssh bench: keystroke echo direct, then through Vigil");
     const latDirect = await echoLatencies(direct);
     const latVigil = await echoLatencies(vigil);
@@ -210,6 +219,7 @@ export async function run(): Promise<BenchResult> {
       notes: [
         "Direct = OpenSSH 9.2 (ssh, scp) to a local sshd with a key. Through Vigil = the same tools with `-J` to the hub's jump host (token by SSH_ASKPASS), a `vigil hub` and a `vigil relay` process, whose ssh engine terminates the client's SSH (its own host key), judges every command and records the session (NDJSON in its data dir), and logs in to the same sshd with its own key. Three SSH encryptions on the way instead of one (client↔hub, client↔relay inside it, relay↔sshd), all on the same 2 vCPUs as the tools and sshd.",
         `scp: a ${FILE_BYTES / 1024 / 1024} MiB random file, up (scp's default SFTP protocol, so every packet passes the relay's sftp inspector) and back down, best of two each, wall time including connection set-up; the file is checked (SHA-256) after the round trip.`,
+        `CPU per ${FILE_BYTES / 1024 / 1024} MiB transfer (average of the four): hub ${hubCpu!.toFixed(2)} s, relay ${relayCpu!.toFixed(2)} s (ssh2's ciphers and packet handling in JS; the relay also inspects sftp and records). On a shared 2-vCPU box the ratio follows total CPU more than any one process: direct is one encryption and one decryption in C, through Vigil three of each, three of the six in Node.`,
         `Echo: python3 on a real pty types ${KEYS} keys one at a time (after ${WARMUP_KEYS} warm-up keys) into bash and times until each key's echo is read back; through Vigil every key also passes the relay's line tracker and the terminal output its recorder.`,
         `Load average ${loadAtStart.toFixed(1)} at the start, ${(loadavg()[0] ?? 0).toFixed(1)} at the end: this 2-vCPU VM is shared with other jobs and swings ±50% between runs; compare ratios within one run.`,
       ],
