@@ -81,6 +81,8 @@ describe("an interactive ssh session on a real terminal", function () {
       ["shell", "exit 3", "allow"],
     ]);
     assert.equal(commands[2]![1], "echo acbd");
+    const start = views.find((v) => v.type === "session_start")!;
+    assert.deepEqual(start.params, { jump_user: "gw", login: "keyboard-interactive", destination: "web-1:22" });
     const params = views
       .filter((v) => v.type === "params")
       .flatMap((v) => v.params as { key: string; value: string }[]);
