@@ -20,6 +20,9 @@ const POLICY = `policies:
         effect: review
         approvers: { groups: [vigil-admins], count: 1, timeout: 2m }
         shell: { commands: [systemctl, touch] }
+      - name: cards-never-leave
+        effect: mask
+        mask: { detectors: [card], apply: both }
       - name: tunnel-to-local-services
         effect: allow
         ssh: { forward: [local], hosts: ["127.0.0.1:*"] }
@@ -66,6 +69,18 @@ describe("ssh -J through the hub's jump host and a relay's ssh engine", function
     assert.equal(r.code, 7);
     assert.equal(r.stderr, "oops\n");
     assert.equal(r.stdout, "");
+  });
+
+  it("masks output live and in the recording where the policy says", async () => {
+    const r = await sshVia(via, "web-1", "echo", "card 4111 1111 1111 1111 on file");
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "card [masked:card] on file\n");
+    const events = await eventually("the session's recording, ended", () => {
+      const found = sessionWithCommand(relayData(), /^echo card \[masked:card\] on file$/);
+      return found?.some((e) => e.body?.$case === "sessionEnd") ? found : undefined;
+    });
+    const output = events.flatMap((e) => (e.body?.$case === "output" ? [e.body.value.data] : [])).join("");
+    assert.equal(output, "card [masked:card] on file\n");
   });
 
   it("refuses rm -rf / with exit 126 and the rule's name, and records it", async () => {
