@@ -148,7 +148,12 @@ async function startVigil(
   const [apiPort, grpcPort, pgPort] = [await freePort(), await freePort(), await freePort()];
   const dataDir = dir.file(`${key}-data`);
   const config = dir.writeConfig(`${key}.yaml`, {
-    listen: { api: `127.0.0.1:${apiPort}`, grpc: `127.0.0.1:${grpcPort}`, postgres: `127.0.0.1:${pgPort}` },
+    listen: {
+      api: `127.0.0.1:${apiPort}`,
+      grpc: `127.0.0.1:${grpcPort}`,
+      postgres: `127.0.0.1:${pgPort}`,
+      ssh: `127.0.0.1:${await freePort()}`,
+    },
     storage: { embedded: { path: dataDir } },
     policies: [join(policyDir, "*.yaml")],
     log: { level: "warn" },

@@ -73,7 +73,12 @@ async function measure(blastPort: number, echoPort: number): Promise<Measured> {
 async function viaVigilUp(dir: Workdir, targets: { echo: number; blast: number }): Promise<Measured> {
   const [apiPort, grpcPort, pgPort] = [await freePort(), await freePort(), await freePort()];
   const config = dir.writeConfig("up.yaml", {
-    listen: { api: `127.0.0.1:${apiPort}`, grpc: `127.0.0.1:${grpcPort}`, postgres: `127.0.0.1:${pgPort}` },
+    listen: {
+      api: `127.0.0.1:${apiPort}`,
+      grpc: `127.0.0.1:${grpcPort}`,
+      postgres: `127.0.0.1:${pgPort}`,
+      ssh: `127.0.0.1:${await freePort()}`,
+    },
     storage: { embedded: { path: dir.file("up-data") } },
     log: { level: "warn" },
     relay: {

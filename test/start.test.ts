@@ -31,6 +31,7 @@ describe("npm start", function () {
         VIGIL_LISTEN_API: `127.0.0.1:${apiPort}`,
         VIGIL_LISTEN_GRPC: `127.0.0.1:${grpcPort}`,
         VIGIL_LISTEN_POSTGRES: `127.0.0.1:${pgPort}`,
+        VIGIL_LISTEN_SSH: `127.0.0.1:${await freePort()}`,
         VIGIL_STORAGE_EMBEDDED_PATH: data,
         VIGIL_RELAY_CONNECTIONS: JSON.stringify([{ name: "echo", type: "tcp", target: echo.address }]),
       },

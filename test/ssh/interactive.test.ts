@@ -81,6 +81,8 @@ describe("an interactive ssh session on a real terminal", function () {
       ["shell", "exit 3", "allow"],
     ]);
     assert.equal(commands[2]![1], "echo acbd");
+    const start = views.find((v) => v.type === "session_start")!;
+    assert.deepEqual(start.params, { jump_user: "gw", login: "keyboard-interactive", destination: "web-1:22" });
     // What the engine learned after the start: the inner login, and the terminal it asked for.
     const params = Object.assign({}, ...views.filter((v) => v.type === "params").map((v) => v.params)) as Record<
       string,

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { testServices } from "../support/env.js";
 import { createToken, startHubProcess, startRelayProcess, waitForRelay, type HubHandle } from "../support/mesh.js";
 import { run } from "../support/services.js";
 import { api, eventually, spawnVigil, Workdir, type VigilProcess } from "../support/vigil.js";
@@ -19,6 +20,9 @@ const POLICY = `policies:
         effect: review
         approvers: { groups: [vigil-admins], count: 1, timeout: 2m }
         shell: { commands: [systemctl, touch] }
+      - name: cards-never-leave
+        effect: mask
+        mask: { detectors: [card], apply: both }
       - name: tunnel-to-local-services
         effect: allow
         ssh: { forward: [local], hosts: ["127.0.0.1:*"] }
@@ -67,6 +71,18 @@ describe("ssh -J through the hub's jump host and a relay's ssh engine", function
     assert.equal(r.stdout, "");
   });
 
+  it("masks output live and in the recording where the policy says", async () => {
+    const r = await sshVia(via, "web-1", "echo", "card 4111 1111 1111 1111 on file");
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "card [masked:card] on file\n");
+    const events = await eventually("the session's recording, ended", () => {
+      const found = sessionWithCommand(relayData(), /^echo card \[masked:card\] on file$/);
+      return found?.some((e) => e.body?.$case === "sessionEnd") ? found : undefined;
+    });
+    const output = events.flatMap((e) => (e.body?.$case === "output" ? [e.body.value.data] : [])).join("");
+    assert.equal(output, "card [masked:card] on file\n");
+  });
+
   it("refuses rm -rf / with exit 126 and the rule's name, and records it", async () => {
     const r = await sshVia(via, "web-1", "rm", "-rf", "/");
     assert.equal(r.code, 126, r.stderr);
@@ -93,6 +109,34 @@ describe("ssh -J through the hub's jump host and a relay's ssh engine", function
     assert.match(r.stderr, new RegExp(`vigil: waiting for approval ${id} \\(rule agents/review-service-restarts\\)`));
     assert.equal(r.stdout, "done\n");
     assert.equal(existsSync(marker), true);
+  });
+
+  it("vigil ssh-config pins the jump host's and the relay's host keys, and its block works as is", async () => {
+    const knownHosts = dir.file("vigil_known_hosts");
+    const cfg = spawnVigil("ssh-config", ["ssh-config", "--known-hosts", knownHosts, "--hub", hub.api], {
+      VIGIL_TOKEN: token,
+    });
+    assert.equal((await cfg.exited).code, 0, cfg.stderr);
+    assert.match(cfg.stdout, /ProxyJump vigil@127\.0\.0\.1:\d+/);
+    const lines = readFileSync(knownHosts, "utf8").trim().split("\n");
+    assert.ok(
+      lines.some((l) => l.startsWith(`[127.0.0.1]:${hub.sshPort} ssh-ed25519 `)),
+      lines.join("\n"),
+    );
+    assert.ok(
+      lines.some((l) => l.startsWith("web-1 ssh-ed25519 ")),
+      lines.join("\n"),
+    );
+    const config = dir.file("from-ssh-config");
+    writeFileSync(
+      config,
+      cfg.stdout + "Host *\n  PreferredAuthentications password\n  PubkeyAuthentication no\n  LogLevel ERROR\n",
+    );
+    const r = await run("sshpass", ["-e", "ssh", "-F", config, `${testServices().sshd.user}@web-1`, "echo", "pinned"], {
+      env: { ...process.env, SSHPASS: token },
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "pinned\n");
   });
 
   it("forwards a port (ssh -W, a local forward) only where a rule allows it", async () => {

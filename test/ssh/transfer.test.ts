@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { createReadStream, mkdirSync, writeFileSync } from "node:fs";
 import { eventView } from "../../lib/recording/view.js";
+import { testServices } from "../support/env.js";
 import { createToken, startHubProcess, startRelayProcess, waitForRelay, type HubHandle } from "../support/mesh.js";
 import { run } from "../support/services.js";
 import { eventually, Workdir, type VigilProcess } from "../support/vigil.js";
@@ -62,7 +63,14 @@ describe("scp and sftp through the jump host and the relay", function () {
 
   it("scp (SFTP protocol) uploads 100 MiB intact, and the recording has the file and its size", async () => {
     const target = `${remote()}/scp-up.bin`;
-    const r = await withToken(via, "scp", ["-F", via.config, "-J", jump(), source, `root@web-1:${target}`]);
+    const r = await withToken(via, "scp", [
+      "-F",
+      via.config,
+      "-J",
+      jump(),
+      source,
+      `${testServices().sshd.user}@web-1:${target}`,
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(await sha256(target), digest);
     const put = await eventually("the upload's command and result", () => {
@@ -80,7 +88,15 @@ describe("scp and sftp through the jump host and the relay", function () {
 
   it("scp -O (the scp protocol, an exec) downloads 100 MiB intact", async () => {
     const back = dir.file("scp-down.bin");
-    const r = await withToken(via, "scp", ["-O", "-F", via.config, "-J", jump(), `root@web-1:${source}`, back]);
+    const r = await withToken(via, "scp", [
+      "-O",
+      "-F",
+      via.config,
+      "-J",
+      jump(),
+      `${testServices().sshd.user}@web-1:${source}`,
+      back,
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(await sha256(back), digest);
   });
@@ -98,7 +114,15 @@ describe("scp and sftp through the jump host and the relay", function () {
         "",
       ].join("\n"),
     );
-    const r = await withToken(via, "sftp", ["-F", via.config, "-J", jump(), "-b", batch, "root@web-1"]);
+    const r = await withToken(via, "sftp", [
+      "-F",
+      via.config,
+      "-J",
+      jump(),
+      "-b",
+      batch,
+      `${testServices().sshd.user}@web-1`,
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(await sha256(`${remote()}/sftp-up.bin`), digest);
     assert.equal(await sha256(back), digest);

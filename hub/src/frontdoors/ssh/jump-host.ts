@@ -1,3 +1,4 @@
+import { createServer, type Socket } from "node:net";
 import ssh2 from "ssh2";
 import type { AuthContext, Connection, ServerChannel, TcpipRequestInfo } from "ssh2";
 import { formatHostPort, parseHostPort } from "../../../../lib/address.js";
@@ -39,27 +40,29 @@ type LoginMethod = "password" | "keyboard-interactive" | "publickey";
  * then talks to. No shell, no other channel: the jump host only forwards.
  */
 export async function startSshJumpHost(listen: string, deps: SshJumpHostDeps): Promise<SshJumpHost> {
-  const server = new Server(
+  const ssh = new Server(
     { hostKeys: [deps.hostKey.privateKey], algorithms: { cipher: SSH_CIPHERS }, ident: "Vigil" },
     (conn, info) => serveClient(conn, `${info.ip}:${info.port}`, deps),
   );
+  // Our own listener, to turn Nagle off: a keystroke's echo must not wait for the next packet.
+  const sockets = new Set<Socket>();
+  const server = createServer({ noDelay: true }, (socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    ssh.injectSocket(socket);
+  });
   const { host, port } = parseHostPort(listen);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(port, host, () => (server.off("error", reject), resolve()));
+    server.listen({ host, port }, () => (server.off("error", reject), resolve()));
   });
   const bound = server.address();
   const address = formatHostPort({ host, port: typeof bound === "object" && bound ? bound.port : port });
-  const open = new Set<Connection>();
-  server.on("connection", (conn: Connection) => {
-    open.add(conn);
-    conn.once("close", () => open.delete(conn));
-  });
   return {
     address,
     close: () =>
       new Promise<void>((resolve) => {
-        for (const c of open) c.end();
+        for (const s of sockets) s.destroy();
         server.close(() => resolve());
       }),
   };

@@ -12,10 +12,14 @@ type OutputStream = Stream.STREAM_OUTPUT | Stream.STREAM_STDERR;
 /**
  * Terminal and stdout/stderr bytes of one channel on their way into the recording: coalesced into
  * events of a few milliseconds or 32 KiB, decoded as UTF-8 without splitting a character, and
- * masked for the record. A burst keeps one stream's order; stdout and stderr are two buffers.
+ * masked for the record. A burst keeps one stream's order; stdout and stderr are two buffers. Once
+ * a stream carries a NUL byte it is binary (a file through `cat` or `tar`): its size is recorded, not
+ * its bytes.
  */
 export class OutputLog {
   private readonly pending = new Map<OutputStream, { chunks: Buffer[]; bytes: number; decoder: StringDecoder }>();
+  /** Bytes of binary output per stream (a NUL byte seen): counted, not recorded as text. */
+  private readonly binary = new Map<OutputStream, number>();
   private timer: NodeJS.Timeout | undefined;
   /** The command the output belongs to (an exec, the current shell line). */
   command = 0;
@@ -26,6 +30,13 @@ export class OutputLog {
   ) {}
 
   write(stream: OutputStream, data: Buffer): void {
+    const binary = this.binary.get(stream);
+    if (binary !== undefined || data.includes(0)) {
+      // Terminals never show NUL: this is a file going through (cat, tar), not text for a person.
+      if (binary === undefined) this.flush();
+      this.binary.set(stream, (binary ?? 0) + data.length);
+      return;
+    }
     let p = this.pending.get(stream);
     if (!p) this.pending.set(stream, (p = { chunks: [], bytes: 0, decoder: new StringDecoder("utf8") }));
     p.chunks.push(data);
@@ -55,6 +66,10 @@ export class OutputLog {
       if (rest) this.record(stream, rest);
     }
     this.pending.clear();
+    for (const [stream, bytes] of this.binary) {
+      this.record(stream, `[vigil: ${bytes} bytes of binary output, not recorded as text]\r\n`);
+    }
+    this.binary.clear();
   }
 
   private record(stream: OutputStream, text: string): void {

@@ -20,6 +20,7 @@ export function connectTarget(address: string, creds: SshCredentials): Promise<S
     const client = new Client();
     let hostKeyMismatch = false;
     client.once("ready", () => {
+      client.setNoDelay(true); // interactive echo must not wait for Nagle
       client.removeAllListeners("error");
       client.on("error", () => {}); // later errors end the session through the channels' close
       resolve(client);
