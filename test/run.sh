@@ -23,6 +23,7 @@ REQUIRED_TOOLS=(
   "ssh-keygen openssh-client"
   "sshpass sshpass"
   "openssl openssl"
+  "python3 python3"
 )
 
 have_tool() {
