@@ -8,13 +8,15 @@ import {
   isoTime,
   rowMatchesBody,
   rowToEvent,
-  type EventRow,
+  deriveColumns,
+  type EventColumns,
   type StoredEventRow,
 } from "./rows.js";
 import {
   checkDecision,
   decodeCursor,
   encodeCursor,
+  eventsOfSessions,
   pageLimit,
   parseTime,
   sessionConditions,
@@ -24,35 +26,12 @@ import {
   type Params,
   type SessionFilter,
 } from "./search.js";
-import { sessionRows } from "./session-rows.js";
+import { sessionRows, sessionSummaries, toSummary, type SessionRead, type SessionSummary } from "./session-rows.js";
 
 export type { Decision, PageOptions, SessionFilter } from "./search.js";
+export type { SessionSummary } from "./session-rows.js";
 
-/** A session as search shows it. Times are ISO 8601 (UTC, microseconds). */
-export interface SessionSummary {
-  id: string;
-  user: string;
-  groups: string[];
-  connection: string;
-  connectionType: string;
-  segment: string;
-  relayId: string;
-  hubId: string;
-  clientAddress: string;
-  target: string;
-  params: Record<string, string>;
-  startedAt: string;
-  endedAt?: string;
-  commands: number;
-  denied: boolean;
-  reviewed: boolean;
-  errors: number;
-  endError?: string;
-  lastSeq: number;
-  running: boolean;
-}
-
-/** A stored event, with the time of its row as ISO 8601. */
+/** A stored event, with the time of its row as ISO 8601 (microseconds). */
 export type StoredEvent = RecordingEvent & { time: string };
 
 /** One command found by a fleet-wide search, with who ran it where. */
@@ -73,6 +52,7 @@ export interface CommandHit {
   event: RecordingEvent;
 }
 
+/** Commands are filtered on their own time, decision and text, and on their session's fields. */
 export type CommandFilter = Omit<SessionFilter, "hasApproval"> & PageOptions;
 
 export interface StorageStats {
@@ -84,45 +64,35 @@ export interface RecordingStoreOptions {
   retentionDays: number;
 }
 
-/** Columns of an events row, in the names of `EventRow`. */
-const EVENT_COLUMNS = `session_id, seq, toString(toUnixTimestamp64Micro(time)) AS time_us, version,
-  type, command, text, decision, rule, kinds, body, hex(hash) AS hash_hex, hex(signature) AS signature_hex`;
+/**
+ * The columns of the event itself, under the names of `EventRow`. Search and export read only these
+ * and derive the rest from the body: each column read for a page of scattered rows costs a granule
+ * of that column per row, so fewer columns is faster.
+ */
+const EVENT_COLUMNS = `session_id, seq, toString(toUnixTimestamp64Micro(time)) AS time_us, version, body,
+  hex(hash) AS hash_hex, hex(signature) AS signature_hex`;
 
-const SESSION_COLUMNS = `session_id, toString(toUnixTimestamp64Micro(started_at)) AS started_us,
-  toString(toUnixTimestamp64Micro(ended_at)) AS ended_us, user, groups, connection, connection_type, segment,
-  relay_id, hub_id, client_address, target, params, commands, denied, reviewed, approvals,
-  length(error_seqs) AS errors, end_error, last_seq`;
+/** The search columns, which verification compares with the body. */
+const DERIVED_COLUMNS = "type, command, decision, rule, kinds, text";
 
-interface SessionRead {
-  session_id: string;
-  started_us: string;
-  ended_us: string;
-  user: string;
-  groups: string[];
-  connection: string;
-  connection_type: string;
-  segment: string;
-  relay_id: string;
-  hub_id: string;
-  client_address: string;
-  target: string;
-  params: string;
-  commands: number;
-  denied: number;
-  reviewed: number;
-  approvals: number;
-  errors: number;
-  end_error: string;
-  last_seq: number | string;
-}
+/**
+ * Settings of the fleet-wide reads. ClickHouse's top-k filtering (new in 25.x) replaces the
+ * PREWHERE of an ORDER BY … LIMIT query with a filter on the sort key, which drops the text index
+ * answering `hasAllTokens` and reads every body in range instead: 2–3× the CPU in our measurements.
+ */
+const SEARCH_SETTINGS = "SETTINGS use_top_k_dynamic_filtering = 0";
 
 /** How many events verification and export read per query. */
 const READ_PAGE = 10_000;
+
+const TIME = "DateTime64(6, 'UTC')";
 
 /**
  * Recorded sessions in ClickHouse: ingest inserts events; the hub searches sessions and commands
  * across the fleet, replays and verifies one session, and exports ranges to a SIEM.
  * Schema and reasons: storage/migrations/ and docs/recording-store.md.
+ *
+ * The store does not own its executor: whoever opened it closes it.
  */
 export class RecordingStore {
   private constructor(private readonly db: Executor) {}
@@ -136,47 +106,60 @@ export class RecordingStore {
   /**
    * Store a batch of events. Events already stored (a batch delivered again after a crash) are
    * skipped, found with one primary-key query; the table engine collapses any duplicate that races
-   * past that check, and reads never show one. The batch's session summaries are written whole
-   * every time: their merge functions make a repeat harmless, and a crash between the two inserts
-   * is repaired by the redelivery.
+   * past that check, and reads never show one.
+   *
+   * The batch's session summaries are written first, and whole every time: their merge functions
+   * make a repeat harmless, a crash between the two inserts is repaired by the redelivery, and a
+   * reader never sees events outside the time span their session's summary gives for replay.
    */
   async insertEvents(events: readonly RecordingEvent[]): Promise<{ inserted: number; skipped: number }> {
     if (events.length === 0) return { inserted: 0, skipped: 0 };
     const stored = await this.storedKeys(events);
     const seen = new Set<string>();
-    const fresh: EventRow[] = [];
+    const fresh: ReturnType<typeof eventToRow>[] = [];
     for (const ev of events) {
       const key = `${ev.sessionId}\0${ev.seq}`;
       if (stored.has(key) || seen.has(key)) continue;
       seen.add(key);
       fresh.push(eventToRow(ev));
     }
-    await this.db.insert("events", fresh as unknown as Record<string, unknown>[]);
     await this.db.insert("sessions", sessionRows(events) as unknown as Record<string, unknown>[]);
+    await this.db.insert("events", fresh as unknown as Record<string, unknown>[]);
     return { inserted: fresh.length, skipped: events.length - fresh.length };
   }
 
   /**
-   * `session\0seq` of the batch's events that are already stored. One query: the batch's sessions
-   * (a primary-key lookup), each only between the lowest and highest seq the batch holds for it,
-   * so a long session's earlier events are not read back every batch.
+   * `session\0seq` of the batch's events that are already stored. One query by primary key: the
+   * batch's time span (a stored copy of an event has the event's own time), its sessions, and for
+   * each session only the seqs between the lowest and highest the batch holds.
    */
   private async storedKeys(events: readonly RecordingEvent[]): Promise<Set<string>> {
     const ranges = new Map<string, { lo: number; hi: number }>();
+    let first = events[0]!.timeUs;
+    let last = first;
     for (const ev of events) {
       const seq = Number(ev.seq);
       const r = ranges.get(ev.sessionId);
       if (!r) ranges.set(ev.sessionId, { lo: seq, hi: seq });
       else if (seq < r.lo) r.lo = seq;
       else if (seq > r.hi) r.hi = seq;
+      if (ev.timeUs < first) first = ev.timeUs;
+      if (ev.timeUs > last) last = ev.timeUs;
     }
     const ids = [...ranges.keys()];
     const rows = await this.db.query<{ session_id: string; seq: number | string }>(
       `SELECT session_id, seq FROM events
-       WHERE session_id IN {ids:Array(String)}
+       WHERE time >= {first:${TIME}} AND time <= {last:${TIME}}
+         AND session_id IN {ids:Array(String)}
          AND seq BETWEEN {lo:Array(UInt64)}[indexOf({ids:Array(String)}, session_id)]
                      AND {hi:Array(UInt64)}[indexOf({ids:Array(String)}, session_id)]`,
-      { ids, lo: ids.map((id) => ranges.get(id)!.lo), hi: ids.map((id) => ranges.get(id)!.hi) },
+      {
+        first: clickhouseTime(first),
+        last: clickhouseTime(last),
+        ids,
+        lo: ids.map((id) => ranges.get(id)!.lo),
+        hi: ids.map((id) => ranges.get(id)!.hi),
+      },
     );
     return new Set(rows.map((r) => `${r.session_id}\0${r.seq}`));
   }
@@ -193,15 +176,13 @@ export class RecordingStore {
       const [us, id] = decodeCursor(filter.cursor, ["string", "string"]);
       params.after_time = clickhouseTime(BigInt(us!));
       params.after_id = id;
-      where.push(
-        `(started_at, session_id) ${dir === "DESC" ? "<" : ">"} ({after_time:DateTime64(6, 'UTC')}, {after_id:String})`,
-      );
+      where.push(`(started_at, session_id) ${dir === "DESC" ? "<" : ">"} ({after_time:${TIME}}, {after_id:String})`);
     }
+    // The page's ids come from the filter (over FINAL), their summaries from one keyed read.
+    const order = `ORDER BY started_at ${dir}, session_id ${dir}`;
     const rows = await this.db.query<SessionRead>(
-      `SELECT ${SESSION_COLUMNS} FROM sessions FINAL
-       ${whereClause(where)}
-       ORDER BY started_at ${dir}, session_id ${dir}
-       LIMIT {limit:UInt32}`,
+      `${sessionSummaries(`(SELECT session_id FROM sessions FINAL ${whereClause(where)} ${order} LIMIT {limit:UInt32})`)}
+       ORDER BY min(started_at) ${dir}, session_id ${dir}`,
       params,
     );
     const page = rows.slice(0, limit).map(toSummary);
@@ -210,10 +191,7 @@ export class RecordingStore {
   }
 
   async getSession(id: string): Promise<SessionSummary | undefined> {
-    const [row] = await this.db.query<SessionRead>(
-      `SELECT ${SESSION_COLUMNS} FROM sessions FINAL WHERE session_id = {id:String}`,
-      { id },
-    );
+    const [row] = await this.db.query<SessionRead>(sessionSummaries("({id:String})"), { id });
     return row && toSummary(row);
   }
 
@@ -225,16 +203,28 @@ export class RecordingStore {
     }));
   }
 
-  private sessionRows(id: string, options: { afterSeq?: number; limit?: number }): Promise<StoredEventRow[]> {
+  private async sessionRows(id: string, options: { afterSeq?: number; limit?: number }): Promise<StoredEventRow[]> {
     const params: Params = { id, from: options.afterSeq === undefined ? 0 : options.afterSeq + 1 };
+    const where = ["session_id = {id:String}", "seq >= {from:UInt64}"];
+    // The events table is ordered by hour first: the session's span says which hours to read.
+    // Without a summary (not written yet), every hour is searched, which is slower but complete.
+    const [span] = await this.db.query<{ n: number | string; first: string; last: string }>(
+      `SELECT count() AS n, toString(min(started_at)) AS first, toString(max(last_at)) AS last
+       FROM sessions WHERE session_id = {id:String}`,
+      { id },
+    );
+    if (span && Number(span.n) > 0) {
+      Object.assign(params, { first: span.first, last: span.last });
+      where.push(`time >= {first:${TIME}}`, `time <= {last:${TIME}}`);
+    }
     let limit = "";
     if (options.limit !== undefined) {
       params.limit = options.limit;
       limit = "LIMIT {limit:UInt32}";
     }
     return this.db.query<StoredEventRow>(
-      `SELECT ${EVENT_COLUMNS} FROM events
-       WHERE session_id = {id:String} AND seq >= {from:UInt64}
+      `SELECT ${EVENT_COLUMNS}, ${DERIVED_COLUMNS} FROM events
+       ${whereClause(where)}
        ORDER BY seq
        LIMIT 1 BY seq
        ${limit}`,
@@ -270,11 +260,11 @@ export class RecordingStore {
     const where = ["type = 'command'"];
     if (filter.from !== undefined) {
       params.from = clickhouseTime(parseTime(filter.from, "from"));
-      where.push("time >= {from:DateTime64(6, 'UTC')}");
+      where.push(`time >= {from:${TIME}}`);
     }
     if (filter.to !== undefined) {
       params.to = clickhouseTime(parseTime(filter.to, "to"));
-      where.push("time <= {to:DateTime64(6, 'UTC')}");
+      where.push(`time <= {to:${TIME}}`);
     }
     if (filter.decision) {
       params.decision = filter.decision;
@@ -284,48 +274,54 @@ export class RecordingStore {
       params.q = filter.q.trim();
       where.push(TEXT_MATCH);
     }
-    // Who and where live in the sessions table; the time range and text stay on the events.
-    const { from: _from, to: _to, q: _q, decision: _d, ...sessionFilter } = filter;
-    const sessionWhere = sessionConditions(sessionFilter, params);
-    if (sessionWhere.length) {
-      where.push(`session_id IN (SELECT session_id FROM sessions FINAL ${whereClause(sessionWhere)})`);
-    }
+    // Who and where live in the sessions table; the words and decision apply to the command. The
+    // time range applies to both: a command in range belongs to a session overlapping it.
+    const { user, group, connection, segment, type, from, to } = filter;
+    const sessionWhere =
+      user || group || connection || segment || type
+        ? sessionConditions({ user, group, connection, segment, type, from, to }, params)
+        : [];
+    if (sessionWhere.length) where.push(...eventsOfSessions(whereClause(sessionWhere)));
     const dir = filter.sort === "asc" ? "ASC" : "DESC";
     if (filter.cursor) {
       const [us, id, seq] = decodeCursor(filter.cursor, ["string", "string", "number"]);
-      params.after_time = clickhouseTime(BigInt(us!));
-      params.after_id = id;
-      params.after_seq = seq;
+      Object.assign(params, { after_time: clickhouseTime(BigInt(us!)), after_id: id, after_seq: seq });
+      const [cmp, bound] = dir === "DESC" ? ["<", "<="] : [">", ">="];
       where.push(
-        `(time, session_id, seq) ${dir === "DESC" ? "<" : ">"} ({after_time:DateTime64(6, 'UTC')}, {after_id:String}, {after_seq:UInt64})`,
+        `time ${bound} {after_time:${TIME}}`, // the tuple below is exact; this lets the primary key prune
+        `(time, session_id, seq) ${cmp} ({after_time:${TIME}}, {after_id:String}, {after_seq:UInt64})`,
       );
     }
-    const rows = await this.db.query<StoredEventRow>(
+    // No LIMIT BY here: it keeps ClickHouse from reading in order and from reading the bodies of the
+    // page's rows only. The rare duplicate (adjacent in this order) is dropped below instead.
+    const rows = await this.db.query<EventColumns>(
       `SELECT ${EVENT_COLUMNS} FROM events
        ${whereClause(where)}
        ORDER BY time ${dir}, session_id ${dir}, seq ${dir}
-       LIMIT 1 BY session_id, seq
-       LIMIT {limit:UInt32}`,
+       LIMIT {limit:UInt32}
+       ${SEARCH_SETTINGS}`,
       params,
     );
-    const page = rows.slice(0, limit);
+    const page = dropRepeats(rows.slice(0, limit));
     const sessions = await this.sessionsById([...new Set(page.map((r) => r.session_id))]);
     const events = page.map((row): CommandHit => {
       const s = sessions.get(row.session_id);
+      const event = rowToEvent(row);
+      const derived = deriveColumns(event.body!);
       return {
         sessionId: row.session_id,
         seq: Number(row.seq),
         time: isoTime(BigInt(row.time_us)),
-        command: Number(row.command),
-        text: row.text,
-        decision: row.decision,
-        rule: row.rule,
-        kinds: row.kinds,
+        command: derived.command,
+        text: event.body?.$case === "command" ? event.body.value.text : "",
+        decision: derived.decision,
+        rule: derived.rule,
+        kinds: derived.kinds,
         user: s?.user ?? "",
         connection: s?.connection ?? "",
         connectionType: s?.connectionType ?? "",
         segment: s?.segment ?? "",
-        event: rowToEvent(row),
+        event,
       };
     });
     const last = rows.length > limit ? rows[limit - 1] : undefined;
@@ -334,10 +330,7 @@ export class RecordingStore {
 
   private async sessionsById(ids: string[]): Promise<Map<string, SessionSummary>> {
     if (ids.length === 0) return new Map();
-    const rows = await this.db.query<SessionRead>(
-      `SELECT ${SESSION_COLUMNS} FROM sessions FINAL WHERE session_id IN {ids:Array(String)}`,
-      { ids },
-    );
+    const rows = await this.db.query<SessionRead>(sessionSummaries("{ids:Array(String)}"), { ids });
     return new Map(rows.map((r) => [r.session_id, toSummary(r)]));
   }
 
@@ -350,28 +343,37 @@ export class RecordingStore {
     to: string | Date;
     pageSize?: number;
   }): AsyncIterable<StoredEvent> {
+    const limit = range.pageSize ?? READ_PAGE;
     const params: Params = {
       from: clickhouseTime(parseTime(range.from, "from")),
       to: clickhouseTime(parseTime(range.to, "to")),
-      limit: range.pageSize ?? READ_PAGE,
+      limit,
     };
     let after = "";
+    let previous: EventColumns | undefined;
     for (;;) {
-      const rows = await this.db.query<StoredEventRow>(
+      const rows = await this.db.query<EventColumns>(
         `SELECT ${EVENT_COLUMNS} FROM events
-         WHERE time >= {from:DateTime64(6, 'UTC')} AND time < {to:DateTime64(6, 'UTC')} ${after}
+         WHERE time >= {from:${TIME}} AND time < {to:${TIME}} ${after}
          ORDER BY time, session_id, seq
-         LIMIT 1 BY session_id, seq
-         LIMIT {limit:UInt32}`,
+         LIMIT {limit:UInt32}
+         ${SEARCH_SETTINGS}`,
         params,
       );
-      for (const row of rows) yield { ...rowToEvent(row), time: isoTime(BigInt(row.time_us)) };
-      if (rows.length < Number(params.limit)) return;
+      for (const row of rows) {
+        if (previous && sameEvent(previous, row)) continue;
+        previous = row;
+        yield { ...rowToEvent(row), time: isoTime(BigInt(row.time_us)) };
+      }
+      if (rows.length < limit) return;
       const last = rows[rows.length - 1]!;
-      params.after_time = clickhouseTime(BigInt(last.time_us));
-      params.after_id = last.session_id;
-      params.after_seq = Number(last.seq);
-      after = `AND (time, session_id, seq) > ({after_time:DateTime64(6, 'UTC')}, {after_id:String}, {after_seq:UInt64})`;
+      Object.assign(params, {
+        after_time: clickhouseTime(BigInt(last.time_us)),
+        after_id: last.session_id,
+        after_seq: Number(last.seq),
+      });
+      after = `AND time >= {after_time:${TIME}}
+        AND (time, session_id, seq) > ({after_time:${TIME}}, {after_id:String}, {after_seq:UInt64})`;
     }
   }
 
@@ -404,29 +406,11 @@ export class RecordingStore {
   }
 }
 
-function toSummary(r: SessionRead): SessionSummary {
-  const endedUs = BigInt(r.ended_us);
-  const summary: SessionSummary = {
-    id: r.session_id,
-    user: r.user,
-    groups: r.groups,
-    connection: r.connection,
-    connectionType: r.connection_type,
-    segment: r.segment,
-    relayId: r.relay_id,
-    hubId: r.hub_id,
-    clientAddress: r.client_address,
-    target: r.target,
-    params: r.params ? (JSON.parse(r.params) as Record<string, string>) : {},
-    startedAt: isoTime(BigInt(r.started_us)),
-    commands: Number(r.commands),
-    denied: Number(r.denied) === 1,
-    reviewed: Number(r.reviewed) === 1 || Number(r.approvals) === 1,
-    errors: Number(r.errors),
-    lastSeq: Number(r.last_seq),
-    running: endedUs === 0n,
-  };
-  if (endedUs !== 0n) summary.endedAt = isoTime(endedUs);
-  if (r.end_error) summary.endError = r.end_error;
-  return summary;
+function sameEvent(a: EventColumns, b: EventColumns): boolean {
+  return a.session_id === b.session_id && String(a.seq) === String(b.seq);
+}
+
+/** Rows sorted by (time, session, seq) without the repeats of a duplicate not merged away yet. */
+function dropRepeats<T extends EventColumns>(rows: T[]): T[] {
+  return rows.filter((row, i) => i === 0 || !sameEvent(rows[i - 1]!, row));
 }

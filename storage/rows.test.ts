@@ -97,6 +97,7 @@ describe("session rows", () => {
     assert.deepEqual(row.error_seqs, [4]);
     assert.equal(row.started_at, "2026-03-10 10:00:00.000000");
     assert.equal(row.ended_at, "2026-03-10 10:00:05.000000");
+    assert.equal(row.last_at, "2026-03-10 10:00:05.000000");
     assert.equal(row.last_seq, 5);
     assert.equal(row.params, JSON.stringify({ database: "orders" }));
   });

@@ -25,6 +25,12 @@ export interface EventRow extends DerivedColumns {
   signature_hex: string;
 }
 
+/** The columns that make up the RecordingEvent itself: all a replay or an export needs to read. */
+export type EventColumns = Pick<
+  EventRow,
+  "session_id" | "seq" | "time_us" | "version" | "body" | "hash_hex" | "signature_hex"
+>;
+
 /** A row as read back: with `text`, which the table computes from the body (an ALIAS column). */
 export interface StoredEventRow extends EventRow {
   /** The command's text (command events only). */
@@ -76,7 +82,7 @@ export function eventToRow(event: RecordingEvent): EventRow {
  * The RecordingEvent a row stores, for replay and verification. `prevHash` is left empty: it is
  * the previous event's hash, which the verifier recomputes from the chain itself.
  */
-export function rowToEvent(row: EventRow): RecordingEvent {
+export function rowToEvent(row: EventColumns): RecordingEvent {
   return {
     version: Number(row.version),
     sessionId: row.session_id,

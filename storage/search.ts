@@ -92,9 +92,24 @@ export function sessionConditions(filter: SessionFilter, params: Params): string
   const q = filter.q?.trim();
   if (q) {
     params.q = q;
-    where.push(`session_id IN (SELECT session_id FROM events WHERE ${TEXT_MATCH})`);
+    // With other filters, look for the words only among the events of the sessions they select.
+    const scope = where.length ? eventsOfSessions(whereClause(where)) : [];
+    where.push(`session_id IN (SELECT session_id FROM events ${whereClause([TEXT_MATCH, ...scope])})`);
   }
   return where;
+}
+
+/**
+ * Conditions on `events` for the events of the sessions `sessionWhere` selects: their ids, and the
+ * span of time they cover, so that the events table's primary key (hour first) reads only those
+ * hours. The three subqueries are scalar or sets, evaluated before the index is consulted.
+ */
+export function eventsOfSessions(sessionWhere: string): string[] {
+  return [
+    `session_id IN (SELECT session_id FROM sessions FINAL ${sessionWhere})`,
+    `time >= (SELECT min(started_at) FROM sessions FINAL ${sessionWhere})`,
+    `time <= (SELECT max(last_at) FROM sessions FINAL ${sessionWhere})`,
+  ];
 }
 
 /** Command texts holding every word of `{q}`; answered from the text index on lowerUTF8(text). */

@@ -1,8 +1,10 @@
 -- One summary per session for fleet search (storage/session-rows.ts writes it with every batch).
 --
 -- Each insert adds what its batch says about a session; rows of one session merge with min, max
--- and set union only, so redelivered batches never count twice. Reads use FINAL to see one row
--- per session (WHERE applies after FINAL merges the partial rows).
+-- and set union only, so redelivered batches never count twice. Reads merge the partial rows (FINAL
+-- or GROUP BY with the same functions) to see one row per session.
+-- index_granularity 256: pages of search results read ~50 scattered sessions, ~600 bytes each
+-- unpacked; 8192-row granules made that read 32 times more than it needs.
 CREATE TABLE IF NOT EXISTS sessions
 (
     session_id String,
@@ -31,4 +33,5 @@ CREATE TABLE IF NOT EXISTS sessions
     last_seq SimpleAggregateFunction(max, UInt64)
 )
 ENGINE = AggregatingMergeTree
-ORDER BY session_id;
+ORDER BY session_id
+SETTINGS index_granularity = 256;
