@@ -29,6 +29,18 @@ const Filters = {
 /** Events of one session are read from the store in pages of this many. */
 const PAGE = 2000;
 
+type Store = Awaited<ReturnType<Recordings["store"]>>;
+
+/** One session's events after `afterSeq`, in seq order, a page at a time (a session may be long). */
+async function* pages(store: Store, id: string, afterSeq: number) {
+  for (let after = afterSeq; ;) {
+    const page = await store.sessionEvents(id, { afterSeq: after, limit: PAGE });
+    if (page.length > 0) yield page;
+    if (page.length < PAGE) return;
+    after = Number(page[page.length - 1]!.seq);
+  }
+}
+
 /**
  * Forensic search, replay, verification and the live view. Admins see every session; anyone else
  * sees only the sessions they ran themselves.
@@ -123,23 +135,14 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<{
       const store = await recordings.store();
       if (req.query.format === "asciicast") {
         const events: RecordingEvent[] = [];
-        for (let after = -1; ;) {
-          const page = await store.sessionEvents(req.params.id, { afterSeq: after, limit: PAGE });
-          events.push(...page);
-          if (page.length < PAGE) break;
-          after = Number(page[page.length - 1]!.seq);
-        }
+        for await (const page of pages(store, req.params.id, -1)) events.push(...page);
         return reply.type("application/x-asciicast").send(toAsciicast(events));
       }
       reply.hijack();
       reply.raw.writeHead(200, { "content-type": "application/x-ndjson" });
-      let after = req.query.afterSeq ?? -1;
       try {
-        for (;;) {
-          const page = await store.sessionEvents(req.params.id, { afterSeq: after, limit: PAGE });
-          if (page.length > 0) reply.raw.write(page.map((e) => JSON.stringify(eventView(e)) + "\n").join(""));
-          if (page.length < PAGE) break;
-          after = Number(page[page.length - 1]!.seq);
+        for await (const page of pages(store, req.params.id, req.query.afterSeq ?? -1)) {
+          reply.raw.write(page.map((e) => JSON.stringify(eventView(e)) + "\n").join(""));
         }
       } catch (err) {
         // Headers are gone: say so in the stream rather than end it as if it were complete.
@@ -209,12 +212,7 @@ export const ingestRoutes: FastifyPluginAsyncTypebox<{
   });
 };
 
-function streamLive(
-  reply: FastifyReply,
-  id: string,
-  recordings: Recordings,
-  store: Awaited<ReturnType<Recordings["store"]>>,
-): void {
+function streamLive(reply: FastifyReply, id: string, recordings: Recordings, store: Store): void {
   reply.hijack();
   reply.raw.writeHead(200, {
     "content-type": "text/event-stream",
@@ -238,10 +236,9 @@ function streamLive(
   /** Fill from the store: what was recorded before the subscription, and gaps ingest closes later. */
   const catchUp = async () => {
     try {
-      for (;;) {
-        const page = await store.sessionEvents(id, { afterSeq: next - 1, limit: PAGE });
+      for await (const page of pages(store, id, next - 1)) {
         for (const e of page) take(e);
-        if (page.length < PAGE || done) break;
+        if (done) break;
       }
     } catch {
       // The store is behind or away: the live feed still carries new events.
