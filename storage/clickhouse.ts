@@ -20,7 +20,12 @@ export async function openClickHouse(options: ClickHouseOptions): Promise<Execut
   } finally {
     await admin.close();
   }
-  return new ClickHouseExecutor(createClient({ url: options.url, database: options.database }));
+  return clickHouseExecutor(createClient({ url: options.url, database: options.database }));
+}
+
+/** An Executor over a client already made (tests give it chDB's connection for @clickhouse/client). */
+export function clickHouseExecutor(client: ClickHouseClient): Executor {
+  return new ClickHouseExecutor(client);
 }
 
 class ClickHouseExecutor implements Executor {

@@ -7,7 +7,9 @@ import { verifyChain } from "../lib/recording/chain.js";
 import { generateKey } from "../lib/keys.js";
 import type { RecordingEvent } from "../proto/gen/vigil/v1/recording.js";
 import { openChdb } from "./chdb.js";
-import { openClickHouse } from "./clickhouse.js";
+import { createClient } from "@clickhouse/client";
+import { createChdbConnection } from "chdb/connection";
+import { clickHouseExecutor, openClickHouse } from "./clickhouse.js";
 import type { Executor } from "./executor.js";
 import { currentRetention, loadMigrations, migrate } from "./migrate.js";
 import { RecordingStore, type SessionSummary } from "./recordings.js";
@@ -15,6 +17,8 @@ import { eventToRow } from "./rows.js";
 import { recordSession, type SessionSpec } from "./testing/sessions.js";
 
 const key = generateKey();
+
+type ClientConnection = NonNullable<NonNullable<Parameters<typeof createClient>[0]>["connection"]>;
 
 /** Every table the store creates: dropped before each group so each starts from nothing. */
 async function reset(db: Executor): Promise<void> {
@@ -439,6 +443,23 @@ function storeTests(title: string, open: () => Promise<{ db: Executor; cleanup: 
 storeTests("RecordingStore on chDB (embedded ClickHouse)", async () => {
   const dir = mkdtempSync(join(tmpdir(), "vigil-store-"));
   const db = await openChdb(dir);
+  return {
+    db,
+    cleanup: async () => {
+      await db.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+// The server executor and @clickhouse/client's own parameter binding and inserts, without a server:
+// chDB plugs into the client as its connection.
+storeTests("RecordingStore through @clickhouse/client (chDB as its connection)", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "vigil-store-client-"));
+  // chdb/connection is typed against @clickhouse/client-common 1.23.0 and the client carries its own
+  // copy of those types (1.23.1): the same at run time, two types to the compiler.
+  const connection = createChdbConnection({ path: dir }) as unknown as ClientConnection;
+  const db = clickHouseExecutor(createClient({ connection }));
   return {
     db,
     cleanup: async () => {
