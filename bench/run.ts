@@ -32,6 +32,10 @@ const benches: Record<string, () => Promise<BenchResult>> = {
   policy: async () => (await import("./policy.js")).run(),
   postgres: async () => (await import("./postgres.js")).run(),
   ssh: async () => (await import("./ssh.js")).run(),
+  recording: async () => (await import("./recording.js")).run(),
+  "recording-publish": async () => (await import("./recording-publish.js")).run(),
+  "recording-ingest": async () => (await import("./recording-ingest.js")).run(),
+  "recording-store": async () => (await import("./recording-store.js")).run(),
 };
 
 const names = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(benches);

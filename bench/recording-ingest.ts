@@ -1,0 +1,145 @@
+// Ingest throughput: a backlog of recorded events on JetStream, stored into ClickHouse (chDB) by the
+// ingest worker, batched and acked after each insert. Measures the sustained drain rate.
+// Alone: `node --import tsx bench/recording-ingest.ts` (writes bench/results/recording-ingest.json).
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { performance } from "node:perf_hooks";
+import { jetstream } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
+import type { BenchResult } from "./run.js";
+import { createLogger } from "../lib/log.js";
+import { generateKey } from "../lib/keys.js";
+import { EventChain, RecordingEvent, type EventBody } from "../lib/recording/chain.js";
+import { messageId, recordingSubject } from "../lib/recording/nats.js";
+import { openChdb } from "../storage/chdb.js";
+import { RecordingStore } from "../storage/recordings.js";
+import { Ingest } from "../hub/src/recordings/ingest.js";
+import { startNats } from "../test/support/services.js";
+
+const EVENTS = Number(process.env.VIGIL_BENCH_INGEST_EVENTS ?? 300_000);
+const PER_SESSION = 100;
+const TABLES = ["orders", "customers", "invoices", "shipments", "payments", "refunds"];
+
+function command(n: number): EventBody {
+  const table = TABLES[n % TABLES.length]!;
+  return {
+    $case: "command",
+    value: {
+      command: n,
+      text: `SELECT id, status, total_cents FROM ${table} WHERE customer_id = ${100000 + n} ORDER BY updated_at DESC LIMIT 50`,
+      source: "sql",
+      kinds: ["select"],
+      tablesRead: [table],
+      tablesWritten: [],
+      params: [],
+      decision: 1,
+      rule: "read-only-agents",
+      reason: "",
+    },
+  };
+}
+
+export async function runIngestBench(): Promise<BenchResult> {
+  const dir = mkdtempSync(join(tmpdir(), "vigil-bench-ingest-"));
+  const nats = await startNats();
+  const nc = await connect({ servers: nats.url });
+  const log = createLogger("warn");
+  try {
+    // The backlog, as relays would have published it: sessions of PER_SESSION events.
+    const js = jetstream(nc);
+    const key = generateKey();
+    const { ensureRecordingStreams } = await import("../lib/recording/nats.js");
+    const { jetstreamManager } = await import("@nats-io/jetstream");
+    await ensureRecordingStreams(await jetstreamManager(nc));
+    let pending: Promise<unknown>[] = [];
+    for (let s = 0; s * PER_SESSION < EVENTS; s++) {
+      const id = `bench-${s}`;
+      const chain = new EventChain(id);
+      for (let n = 0; n < PER_SESSION; n++) {
+        const body: EventBody =
+          n === 0
+            ? {
+                $case: "sessionStart",
+                value: {
+                  connection: "orders-db",
+                  connectionType: "postgres",
+                  segment: `seg-${s % 4}`,
+                  relayId: "bench",
+                  hubId: "",
+                  user: `agent-${s % 50}`,
+                  groups: ["agents"],
+                  clientAddress: "10.0.0.1",
+                  params: [],
+                  target: "10.0.3.7:5432",
+                },
+              }
+            : command(n);
+        const event =
+          n === PER_SESSION - 1
+            ? chain.seal({ $case: "sessionEnd", value: { error: "", commands: n - 1 } }, key.privateKey)
+            : chain.append(body);
+        pending.push(
+          js.publish(recordingSubject(`seg-${s % 4}`, id), RecordingEvent.encode(event).finish(), {
+            msgID: messageId(id, event.seq),
+          }),
+        );
+        if (pending.length >= 2000) {
+          await Promise.all(pending);
+          pending = [];
+        }
+      }
+    }
+    await Promise.all(pending);
+
+    const executor = await openChdb(join(dir, "clickhouse"));
+    const store = await RecordingStore.open(executor, { retentionDays: 0 });
+    const ingest = new Ingest(nc, async () => store, log);
+    const t0 = performance.now();
+    await ingest.start();
+    while (ingest.status.stored < EVENTS) await new Promise((r) => setTimeout(r, 20));
+    const seconds = (performance.now() - t0) / 1000;
+    await ingest.stop();
+    const [row] = await executor.query<{ n: string }>("SELECT count() AS n FROM events");
+    await executor.close();
+    if (Number(row!.n) !== EVENTS) throw new Error(`stored ${row!.n} rows, expected ${EVENTS}`);
+    const rate = EVENTS / seconds;
+    return {
+      name: "recording-ingest",
+      title: "Recording ingest: JetStream backlog → ClickHouse (chDB)",
+      when: new Date().toISOString(),
+      machine: `${cpus().length} vCPU, ${cpus()[0]?.model ?? "unknown"}`,
+      command: "npm run bench -- recording-ingest",
+      rows: [
+        {
+          metric: "ingest, sustained (backlog drain)",
+          direct: null,
+          vigil: rate,
+          unit: "events/s",
+          ratio: null,
+          better: "higher",
+          target: "≥ 50000 events/s",
+        },
+      ],
+      notes: [
+        `${EVENTS} events (${EVENTS / PER_SESSION} sessions) waiting on the stream, then one ingest worker: durable pull consumer, batches of up to 5000, insert into chDB (skip check for redelivery), ack after the insert. ${seconds.toFixed(2)} s.`,
+        "nats-server, chDB and the worker share this machine's CPUs.",
+      ],
+    };
+  } finally {
+    await nc.close();
+    await nats.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export const run = runIngestBench;
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const result = await runIngestBench();
+  writeFileSync(new URL("./results/recording-ingest.json", import.meta.url), JSON.stringify(result, null, 2) + "\n");
+  for (const row of result.rows) console.log(`${row.metric}: ${row.vigil.toFixed(0)} ${row.unit}`);
+  console.log(result.notes.join("\n"));
+  process.exit(0);
+}
