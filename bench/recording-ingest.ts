@@ -2,7 +2,7 @@
 // ingest worker, batched and acked after each insert. Measures the sustained drain rate.
 // Alone: `node --import tsx bench/recording-ingest.ts` (writes bench/results/recording-ingest.json).
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { cpus, tmpdir } from "node:os";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { performance } from "node:perf_hooks";
@@ -42,6 +42,7 @@ function command(n: number): EventBody {
 }
 
 export async function runIngestBench(): Promise<BenchResult> {
+  const loadAtStart = loadavg()[0]!;
   const dir = mkdtempSync(join(tmpdir(), "vigil-bench-ingest-"));
   const nats = await startNats();
   const nc = await connect({ servers: nats.url });
@@ -124,7 +125,7 @@ export async function runIngestBench(): Promise<BenchResult> {
       ],
       notes: [
         `${EVENTS} events (${EVENTS / PER_SESSION} sessions) waiting on the stream, then one ingest worker: durable pull consumer, batches of up to 5000, insert into chDB (skip check for redelivery), ack after the insert. ${seconds.toFixed(2)} s.`,
-        "nats-server, chDB and the worker share this machine's CPUs.",
+        `nats-server, chDB and the worker share this machine's CPUs; load average at the start ${loadAtStart.toFixed(1)}.`,
       ],
     };
   } finally {
