@@ -149,7 +149,7 @@ function storeTests(title: string, open: () => Promise<{ db: Executor; cleanup: 
       it("replays a session whose summary is missing (written after a crash), only slower", async () => {
         const id = "s-no-summary";
         const orphan = recordSession({ ...spec, id }, key.privateKey);
-        await db.insert("events", orphan.map(eventToRow) as unknown as Record<string, unknown>[]);
+        await db.insert("events", orphan.map(eventToRow));
         assert.equal(await store.getSession(id), undefined);
         assert.deepEqual(verifyChain(await store.sessionEvents(id), key.publicRaw), {
           ok: true,
@@ -173,7 +173,7 @@ function storeTests(title: string, open: () => Promise<{ db: Executor; cleanup: 
 
       it("a duplicate that raced past the check is never visible, and merges away", async () => {
         // Two ingest workers inserting the same batch at once: both pass the check.
-        await db.insert("events", events.slice(0, 4).map(eventToRow) as unknown as Record<string, unknown>[]);
+        await db.insert("events", events.slice(0, 4).map(eventToRow));
         assert.equal(await count(db, "events"), events.length * 2 + 4);
         const back = await store.sessionEvents(spec.id);
         assert.equal(back.length, events.length);

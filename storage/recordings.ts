@@ -10,6 +10,7 @@ import {
   rowToEvent,
   deriveColumns,
   type EventColumns,
+  type EventRow,
   type StoredEventRow,
 } from "./rows.js";
 import {
@@ -116,15 +117,15 @@ export class RecordingStore {
     if (events.length === 0) return { inserted: 0, skipped: 0 };
     const stored = await this.storedKeys(events);
     const seen = new Set<string>();
-    const fresh: ReturnType<typeof eventToRow>[] = [];
+    const fresh: EventRow[] = [];
     for (const ev of events) {
       const key = `${ev.sessionId}\0${ev.seq}`;
       if (stored.has(key) || seen.has(key)) continue;
       seen.add(key);
       fresh.push(eventToRow(ev));
     }
-    await this.db.insert("sessions", sessionRows(events) as unknown as Record<string, unknown>[]);
-    await this.db.insert("events", fresh as unknown as Record<string, unknown>[]);
+    await this.db.insert("sessions", sessionRows(events));
+    await this.db.insert("events", fresh);
     return { inserted: fresh.length, skipped: events.length - fresh.length };
   }
 

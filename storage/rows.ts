@@ -12,7 +12,8 @@ import { RecordingEvent } from "../proto/gen/vigil/v1/recording.js";
  * the body at insert, only so that search can filter on them; `rowMatchesBody` checks them against
  * the body again.
  */
-export interface EventRow extends DerivedColumns {
+// Types rather than interfaces: rows are passed to Executor.insert as plain records.
+export type EventRow = DerivedColumns & {
   session_id: string;
   /** UInt64: ClickHouse may answer it as a number or a string. */
   seq: number | string;
@@ -23,7 +24,7 @@ export interface EventRow extends DerivedColumns {
   hash_hex: string;
   /** Empty except on the session's last (signed) event. */
   signature_hex: string;
-}
+};
 
 /** The columns that make up the RecordingEvent itself: all a replay or an export needs to read. */
 export type EventColumns = Pick<
@@ -32,13 +33,13 @@ export type EventColumns = Pick<
 >;
 
 /** A row as read back: with `text`, which the table computes from the body (an ALIAS column). */
-export interface StoredEventRow extends EventRow {
+export type StoredEventRow = EventRow & {
   /** The command's text (command events only). */
   text: string;
-}
+};
 
 /** The search columns stored beside a body, all derived from it. */
-export interface DerivedColumns {
+export type DerivedColumns = {
   type: string;
   /** The command number the event belongs to (command, result, output, approval); 0 otherwise. */
   command: number;
@@ -46,7 +47,7 @@ export interface DerivedColumns {
   decision: string;
   rule: string;
   kinds: string[];
-}
+};
 
 export function deriveColumns(body: EventBody): DerivedColumns {
   const derived: DerivedColumns = { type: typeName(body.$case), command: 0, decision: "", rule: "", kinds: [] };

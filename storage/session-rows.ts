@@ -10,7 +10,7 @@ import { clickhouseTime, isoTime } from "./rows.js";
  * Counts are therefore never added up: `commands` is the highest command number (relays number
  * commands 1, 2, 3, …), errors are the set of seqs that carried one.
  */
-export interface SessionRow {
+export type SessionRow = {
   session_id: string;
   /** The batch's earliest event: min over the session is its start (time never goes backwards). */
   started_at: string;
@@ -40,7 +40,7 @@ export interface SessionRow {
   error_seqs: number[];
   end_error: string;
   last_seq: number;
-}
+};
 
 /** DateTime64 zero: "not ended" in ended_at, and the placeholder start of a row being built. */
 const EPOCH = clickhouseTime(0n);
