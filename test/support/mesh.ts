@@ -44,25 +44,42 @@ export async function startHubProcess(
   const policyDir = dir.file(`${name}-policies`);
   mkdirSync(policyDir, { recursive: true });
   if (!existsSync(join(policyDir, "test.yaml"))) writeFileSync(join(policyDir, "test.yaml"), opts.policy ?? ALLOW_ALL);
-  const apiPort = opts.apiPort ?? (await freePort());
-  const grpcPort = opts.grpcPort ?? (await freePort());
-  const pgPort = opts.pgPort ?? (await freePort());
-  const sshPort = opts.sshPort ?? (await freePort());
-  const configFile = dir.writeConfig(`${name}.yaml`, {
-    listen: {
-      api: `127.0.0.1:${apiPort}`,
-      grpc: `127.0.0.1:${grpcPort}`,
-      postgres: `127.0.0.1:${pgPort}`,
-      ssh: `127.0.0.1:${sshPort}`,
-    },
-    storage: { embedded: { path: dir.file(`${name}-data`) } },
-    enrollment: { token: ENROLLMENT },
-    hub: { id: name, heartbeatMs: 500 },
-    policies: [join(policyDir, "*.yaml")],
-    ...opts.extra,
-  });
-  const proc = spawnVigil(name, ["hub", "--config", configFile], opts.env);
-  await proc.waitFor(/gRPC 127\.0\.0\.1:\d+/);
+  // A port found free can be taken by someone else before the hub binds it: try again with new
+  // ones (only for ports this helper chose; a restart on the same ports must get those).
+  const chosen = opts.apiPort === undefined && opts.grpcPort === undefined;
+  let apiPort = 0;
+  let grpcPort = 0;
+  let pgPort = 0;
+  let sshPort = 0;
+  let configFile = "";
+  let proc: VigilProcess | undefined;
+  for (let attempt = 1; ; attempt++) {
+    apiPort = opts.apiPort ?? (await freePort());
+    grpcPort = opts.grpcPort ?? (await freePort());
+    pgPort = opts.pgPort ?? (await freePort());
+    sshPort = opts.sshPort ?? (await freePort());
+    configFile = dir.writeConfig(`${name}.yaml`, {
+      listen: {
+        api: `127.0.0.1:${apiPort}`,
+        grpc: `127.0.0.1:${grpcPort}`,
+        postgres: `127.0.0.1:${pgPort}`,
+        ssh: `127.0.0.1:${sshPort}`,
+      },
+      storage: { embedded: { path: dir.file(`${name}-data`) } },
+      enrollment: { token: ENROLLMENT },
+      hub: { id: name, heartbeatMs: 500 },
+      policies: [join(policyDir, "*.yaml")],
+      ...opts.extra,
+    });
+    proc = spawnVigil(name, ["hub", "--config", configFile], opts.env);
+    try {
+      await proc.waitFor(/gRPC 127\.0\.0\.1:\d+/);
+      break;
+    } catch (err) {
+      if (!chosen || attempt >= 3 || !proc.stderr.includes("EADDRINUSE")) throw err;
+      await proc.stop();
+    }
+  }
   const scheme = (opts.extra as { tls?: unknown } | undefined)?.tls ? "https" : "http";
   const handle: HubHandle = {
     proc,
