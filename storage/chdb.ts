@@ -83,7 +83,7 @@ class ChdbExecutor implements Executor {
   }
 }
 
-export function parseJsonEachRow<T>(text: string): T[] {
+function parseJsonEachRow<T>(text: string): T[] {
   const rows: T[] = [];
   let start = 0;
   while (start < text.length) {

@@ -133,11 +133,3 @@ export function isoTime(us: bigint): string {
   const t = clickhouseTime(us);
   return `${t.slice(0, 10)}T${t.slice(11)}Z`;
 }
-
-/** A DateTime64(6) read back from ClickHouse (`2024-05-01 12:00:00.000001`), as microseconds. */
-export function parseClickhouseTime(value: string): bigint {
-  const [date, clock = "00:00:00"] = value.split(" ");
-  const [whole = "00:00:00", frac = ""] = clock.split(".");
-  const seconds = BigInt(Date.parse(`${date}T${whole}Z`)) / 1000n;
-  return seconds * 1_000_000n + BigInt(frac.padEnd(6, "0").slice(0, 6) || "0");
-}
