@@ -198,17 +198,22 @@ export class RecordingStore {
 
   /** One session's events in seq order, from `afterSeq + 1` (all by default). */
   async sessionEvents(id: string, options: { afterSeq?: number; limit?: number } = {}): Promise<StoredEvent[]> {
-    return (await this.sessionRows(id, options)).map((row) => ({
+    return (await this.sessionRows<EventColumns>(id, options, EVENT_COLUMNS)).map((row) => ({
       ...rowToEvent(row),
       time: isoTime(BigInt(row.time_us)),
     }));
   }
 
-  private async sessionRows(id: string, options: { afterSeq?: number; limit?: number }): Promise<StoredEventRow[]> {
+  /** One session's rows in seq order: `columns` are the event's own, plus the derived ones to verify them. */
+  private async sessionRows<T extends EventColumns>(
+    id: string,
+    options: { afterSeq?: number; limit?: number },
+    columns: string,
+  ): Promise<T[]> {
     const params: Params = { id, from: options.afterSeq === undefined ? 0 : options.afterSeq + 1 };
     const where = ["session_id = {id:String}", "seq >= {from:UInt64}"];
     // The events table is ordered by hour first: the session's span says which hours to read.
-    // Without a summary (not written yet), every hour is searched, which is slower but complete.
+    // Without a summary (events written some other way), every hour is searched: slower, complete.
     const [span] = await this.db.query<{ n: number | string; first: string; last: string }>(
       `SELECT count() AS n, toString(min(started_at)) AS first, toString(max(last_at)) AS last
        FROM sessions WHERE session_id = {id:String}`,
@@ -223,8 +228,8 @@ export class RecordingStore {
       params.limit = options.limit;
       limit = "LIMIT {limit:UInt32}";
     }
-    return this.db.query<StoredEventRow>(
-      `SELECT ${EVENT_COLUMNS}, ${DERIVED_COLUMNS} FROM events
+    return this.db.query<T>(
+      `SELECT ${columns} FROM events
        ${whereClause(where)}
        ORDER BY seq
        LIMIT 1 BY seq
@@ -241,7 +246,11 @@ export class RecordingStore {
   async verifySession(id: string, relayKey: Uint8Array | undefined): Promise<VerifyResult> {
     const events: RecordingEvent[] = [];
     for (let after: number | undefined; ;) {
-      const rows = await this.sessionRows(id, { afterSeq: after, limit: READ_PAGE });
+      const rows = await this.sessionRows<StoredEventRow>(
+        id,
+        { afterSeq: after, limit: READ_PAGE },
+        `${EVENT_COLUMNS}, ${DERIVED_COLUMNS}`,
+      );
       for (const row of rows) {
         const check = rowMatchesBody(row);
         if (!check.ok) return { ok: false, seq: Number(row.seq), reason: check.reason, events: events.length };
