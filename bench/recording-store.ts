@@ -36,6 +36,8 @@ export interface Latency {
 export interface QueryNumbers {
   /** Active parts of `events` while measuring. */
   parts: number;
+  /** The machine's 1-minute load average when the measurement ended. */
+  load: number;
   commandSearch: Latency;
   sessionSearch: Latency;
   sessionRead: Latency;
@@ -203,6 +205,7 @@ async function measureQueries(
   );
   return {
     parts: Number(parts?.n),
+    load: loadavg()[0]!,
     commandSearch: latency(samples.commandSearch),
     sessionSearch: latency(samples.sessionSearch),
     sessionRead: latency(samples.sessionRead),
@@ -338,7 +341,7 @@ function report(n: StoreBenchNumbers, run: { queries: number; load: number; perB
       `Reads: ${run.queries} calls of each kind, each search a different user, 1-day window and table name (q), page size 50; results per call p50: ${live.commandSearch.sizeP50} commands, ${live.sessionSearch.sizeP50} sessions, ${live.sessionRead.sizeP50} events per session read (sessionEvents, rows to RecordingEvents included). First right after loading (${live.parts} parts of events), then after OPTIMIZE FINAL (${merged.parts}).`,
       `CPU time per call p50 (the whole process, chDB's threads included; it moves less than wall time on a shared machine): live ${cpu(live)}; merged ${cpu(merged)}.`,
       `Bytes after OPTIMIZE FINAL. Command events alone (a copy of the table holding only them): ${cmd.compressed.toFixed(1)} B compressed of ${cmd.uncompressed.toFixed(0)} B (${(cmd.uncompressed / cmd.compressed).toFixed(1)}×), ${cmd.withIndexes.toFixed(1)} B with the text index; by column: ${columns} B. All events: ${all.compressed.toFixed(1)} B of ${all.uncompressed.toFixed(0)} B (${(all.uncompressed / all.compressed).toFixed(1)}×), ${all.withIndexes.toFixed(1)} B with the text index.`,
-      `Load average at the start: ${run.load.toFixed(1)} (a shared 2-vCPU machine: other jobs' load moves the wall times).`,
+      `Load average (1 min) at the start ${run.load.toFixed(1)}, after the live reads ${live.load.toFixed(1)}, after the merged ones ${merged.load.toFixed(1)}: a shared 2-vCPU machine, where other jobs' load moves wall times (CPU times move less).`,
     ],
     numbers: n,
   };
