@@ -13,6 +13,7 @@ interface KeyInfo {
   subject: string;
   groups: string[];
   addedAt: string;
+  expiresAt?: string;
 }
 
 interface HubInfo {
@@ -34,22 +35,31 @@ export function sshCommands(program: Command): void {
       .command("add")
       .description("register a public key to your identity (with the groups you have now)")
       .argument("<file>", "OpenSSH public key file, e.g. ~/.ssh/id_ed25519.pub")
-      .option("--name <name>", "a label for the key", "key"),
-  ).action(async (file: string, opts: { name: string }, cmd: Command) => {
+      .option("--name <name>", "a label for the key", "key")
+      .option("--ttl <duration>", "how long the key logs in (at most 365d); registering it again renews it", "30d"),
+  ).action(async (file: string, opts: { name: string; ttl: string }, cmd: Command) => {
     const publicKey = readFileSync(file, "utf8").trim().split(/\s+/).slice(0, 2).join(" ");
     const added = await apiRequest<KeyInfo>(clientOptions(cmd), "POST", "api/v1/ssh-keys", {
       publicKey,
       name: opts.name,
+      ttl: opts.ttl,
     });
     process.stdout.write(`${added.id}\n`);
-    process.stderr.write(`registered ${added.fingerprint} for ${added.subject}\n`);
+    process.stderr.write(`registered ${added.fingerprint} for ${added.subject} until ${added.expiresAt}\n`);
   });
 
   withClientOptions(key.command("list").description("list your registered keys (admins: every key)")).action(
     async (_opts: unknown, cmd: Command) => {
       const { keys } = await apiRequest<{ keys: KeyInfo[] }>(clientOptions(cmd), "GET", "api/v1/ssh-keys");
-      const rows = keys.map((k) => [k.id.slice(0, 16), k.fingerprint, k.subject, k.name, k.addedAt]);
-      process.stdout.write(table([["ID", "FINGERPRINT", "SUBJECT", "NAME", "ADDED"], ...rows]));
+      const rows = keys.map((k) => [
+        k.id.slice(0, 16),
+        k.fingerprint,
+        k.subject,
+        k.name,
+        k.addedAt,
+        k.expiresAt ?? "-",
+      ]);
+      process.stdout.write(table([["ID", "FINGERPRINT", "SUBJECT", "NAME", "ADDED", "EXPIRES"], ...rows]));
     },
   );
 

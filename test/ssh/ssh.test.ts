@@ -198,6 +198,44 @@ describe("ssh -J through the hub's jump host and a relay's ssh engine", function
       assert.equal((await sshVia(keyVia, "web-1", "true")).code, 255);
     });
 
+    it("a registered key stops logging in when its registration expires; registering it again renews it", async () => {
+      const key = dir.file("short_ed25519");
+      assert.equal((await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", key])).code, 0);
+      const config = withLogLevel(sshConfig(dir, "short-key", [`IdentityFile ${key}`, "BatchMode yes"]), "INFO", [
+        "PubkeyAuthentication yes",
+        "PreferredAuthentications publickey",
+      ]);
+      const register = async (ttl: string) => {
+        const add = spawnVigil("ssh-key add", ["ssh-key", "add", `${key}.pub`, "--ttl", ttl, "--hub", hub.api], {
+          VIGIL_TOKEN: token,
+        });
+        const done = await add.exited;
+        return { ...done, stdout: add.stdout, stderr: add.stderr };
+      };
+      const tooLong = await register("400d");
+      assert.notEqual(tooLong.code, 0);
+      assert.match(tooLong.stderr, /longer than 365d/);
+
+      // A short registration through the API (the CLI's own start-up would eat most of it).
+      const publicKey = readFileSync(`${key}.pub`, "utf8").trim();
+      const added = await api(hub.api, "/api/v1/ssh-keys", token, { method: "POST", body: { publicKey, ttl: "5s" } });
+      assert.equal(added.status, 201, JSON.stringify(added.body));
+      const until = added.body.expiresAt as string;
+      assert.ok(Date.parse(until) > Date.now() && Date.parse(until) <= Date.now() + 5000, until);
+      const ok = await sshVia({ hub, config }, "web-1", "echo", "still valid");
+      assert.equal(ok.code, 0, ok.stderr);
+
+      await new Promise((r) => setTimeout(r, Math.max(0, Date.parse(until) - Date.now()) + 100));
+      const expired = await sshVia({ hub, config }, "web-1", "true");
+      assert.equal(expired.code, 255);
+      assert.match(expired.stderr, /vigil: key SHA256:\S+ expired at \S+ \(register it again: vigil ssh-key add\)/);
+
+      assert.equal((await register("1h")).code, 0);
+      const renewed = await sshVia({ hub, config }, "web-1", "echo", "renewed");
+      assert.equal(renewed.code, 0, renewed.stderr);
+      assert.equal(renewed.stdout, "renewed\n");
+    });
+
     // OpenSSH prints a channel's refusal reason at LogLevel INFO.
     const verbose = () => ({ ...via, config: withLogLevel(sshConfig(dir, "info"), "INFO") });
 

@@ -6,7 +6,8 @@ import { readJsonFile, writeJsonFile } from "../../../lib/json-file.js";
 
 /**
  * A public key registered to an identity: presenting it at the SSH jump host logs in as that
- * identity, with the groups it had when the key was registered.
+ * identity, with the groups it had when the key was registered, until the key expires. The expiry
+ * bounds how long a registration outlives a change of the identity's groups.
  */
 export interface SshKeyRecord {
   /** Hex SHA-256 of the key blob: the key's id in the API and the store. */
@@ -21,6 +22,13 @@ export interface SshKeyRecord {
   issuer: string;
   addedAt: string;
   addedBy: string;
+  /** ISO time after which the jump host refuses the key. Absent on keys registered before keys expired. */
+  expiresAt?: string;
+}
+
+/** Whether a registered key may still log in at `now`. */
+export function keyExpired(rec: SshKeyRecord, now = Date.now()): boolean {
+  return rec.expiresAt !== undefined && Date.parse(rec.expiresAt) <= now;
 }
 
 /**

@@ -1,14 +1,20 @@
 import { Type, type FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import type { FastifyRequest } from "fastify";
+import { parseDuration } from "../../../../lib/duration.js";
 import { VigilError } from "../../../../lib/errors.js";
 import type { Identity } from "../../identity/identity.js";
-import { parsePublicKey, type SshKeyRecord, type SshKeyStore } from "../../ssh-keys/store.js";
+import { keyExpired, parsePublicKey, type SshKeyRecord, type SshKeyStore } from "../../ssh-keys/store.js";
 import { Forbidden } from "../errors.js";
 
 const AddKey = Type.Object(
   {
     publicKey: Type.String({ minLength: 16, maxLength: 16_384, description: "OpenSSH public key line" }),
     name: Type.String({ pattern: "^[A-Za-z0-9][A-Za-z0-9@._ -]{0,127}$", default: "key" }),
+    ttl: Type.String({
+      pattern: "^[0-9]{1,9}[smhd]?$",
+      default: "30d",
+      description: "how long the key logs in: 90s, 30m, 12h, 30d (at most 365d)",
+    }),
   },
   { additionalProperties: false },
 );
@@ -22,7 +28,11 @@ const KeyInfo = Type.Object({
   groups: Type.Array(Type.String()),
   addedAt: Type.String(),
   addedBy: Type.String(),
+  expiresAt: Type.Optional(Type.String()),
 });
+
+/** The longest a registration may last: the groups it carries are the registrant's at that time. */
+const MAX_TTL_SECONDS = 365 * 86400;
 
 const KeyId = Type.Object({ id: Type.String({ pattern: "^[0-9a-f]{64}$" }) });
 
@@ -30,7 +40,7 @@ const info = ({ issuer: _issuer, ...rest }: SshKeyRecord) => rest;
 
 /**
  * Public keys for the SSH jump host. A caller registers keys to its own identity (with the groups
- * it has now) and sees and removes its own; admins see and remove every key.
+ * it has now, for `ttl`) and sees and removes its own; admins see and remove every key.
  */
 export const sshKeyRoutes: FastifyPluginAsyncTypebox<{
   keys: SshKeyStore;
@@ -41,6 +51,9 @@ export const sshKeyRoutes: FastifyPluginAsyncTypebox<{
   app.post("/ssh-keys", { schema: { body: AddKey, response: { 201: KeyInfo } } }, async (req, reply) => {
     const who = caller(req);
     const { publicKey, id, fingerprint } = parsePublicKey(req.body.publicKey);
+    const ttl = parseDuration(req.body.ttl);
+    if (ttl > MAX_TTL_SECONDS) throw new VigilError("bad_request", `ttl ${req.body.ttl} is longer than 365d`);
+    const now = Date.now();
     const rec: SshKeyRecord = {
       id,
       fingerprint,
@@ -49,11 +62,18 @@ export const sshKeyRoutes: FastifyPluginAsyncTypebox<{
       subject: who.subject,
       groups: who.groups,
       issuer: who.issuer,
-      addedAt: new Date().toISOString(),
+      addedAt: new Date(now).toISOString(),
       addedBy: who.subject,
+      expiresAt: new Date(now + ttl * 1000).toISOString(),
     };
+    // Registering again renews your own key, or takes over a key whose registration has expired.
+    const existing = keys.get(id);
+    if (existing && (existing.subject === who.subject || keyExpired(existing, now))) await keys.remove(id);
     await keys.add(rec);
-    req.log.info({ audit: "ssh_key.added", subject: who.subject, fingerprint }, "ssh key registered");
+    req.log.info(
+      { audit: "ssh_key.added", subject: who.subject, fingerprint, expiresAt: rec.expiresAt },
+      "ssh key registered",
+    );
     return reply.status(201).send(info(rec));
   });
 

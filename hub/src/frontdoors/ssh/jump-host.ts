@@ -9,7 +9,7 @@ import type { SshHostKey } from "../../../../lib/ssh/host-key.js";
 import { FrameDuplex } from "../../../../lib/tunnel/frame-duplex.js";
 import type { Authenticator, Identity } from "../../identity/identity.js";
 import type { RelayRegistry } from "../../relays/registry.js";
-import { keyId, type SshKeyStore } from "../../ssh-keys/store.js";
+import { keyExpired, keyId, type SshKeyStore } from "../../ssh-keys/store.js";
 import type { SessionRouter } from "../../tunnels/sessions.js";
 import { refuseChannel, sendAuthBanner } from "./ssh2-messages.js";
 
@@ -119,6 +119,17 @@ function serveClient(conn: Connection, peer: string, deps: SshJumpHostDeps): voi
             );
           }
           log.info({ fingerprint: keyId(auth.key.data).fingerprint }, "ssh key not registered");
+          return auth.reject();
+        }
+        if (keyExpired(registered)) {
+          if (!keyBannerSent) {
+            keyBannerSent = true;
+            sendAuthBanner(
+              auth,
+              `vigil: key ${registered.fingerprint} expired at ${registered.expiresAt} (register it again: vigil ssh-key add)`,
+            );
+          }
+          log.info({ fingerprint: registered.fingerprint, subject: registered.subject }, "ssh key expired");
           return auth.reject();
         }
         // Without a signature the client only asks whether the key would do; with one, it proves it.
