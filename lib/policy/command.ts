@@ -2,7 +2,7 @@
  * A command as the policy evaluator sees it: parsed once by the protocol engine (or `vigil policy
  * test`), then matched against compiled rules with no further parsing.
  */
-export type Command = SqlCommand | ShellCommand | SshForwardCommand | HttpCommand;
+export type Command = SqlCommand | ShellCommand | SshForwardCommand | SshEnvCommand | HttpCommand;
 
 // ---- SQL (PostgreSQL, parsed by libpg-query) ----
 
@@ -110,6 +110,15 @@ export interface SshForwardCommand {
   host: string;
   port: number;
   parseError?: undefined;
+  text: string;
+}
+
+/** An environment variable the client asks to set on the target (`ssh -o SetEnv`, `SendEnv`). */
+export interface SshEnvCommand {
+  protocol: "ssh-env";
+  name: string;
+  parseError?: undefined;
+  /** `env NAME=value`. */
   text: string;
 }
 

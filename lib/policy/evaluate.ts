@@ -5,6 +5,7 @@ import type {
   ShellSimpleCommand,
   SqlCommand,
   SqlStatement,
+  SshEnvCommand,
   SshForwardCommand,
 } from "./command.js";
 import type { Approvers, CompiledPolicy, CompiledRule } from "./compile.js";
@@ -165,11 +166,16 @@ function splitArgs(argv: readonly string[]): { present: Set<string>; positional:
 }
 
 function sshMatcher(m: NonNullable<CompiledRule["ssh"]>): (cmd: Command) => boolean {
+  if (m.env) {
+    const names = globsToRegExp(m.env);
+    return (cmd) => cmd.protocol === "ssh-env" && names.test((cmd as SshEnvCommand).name);
+  }
+  const directions = m.forward ?? [];
   const hosts = optionalRe(m.hosts);
   return (cmd) => {
     if (cmd.protocol !== "ssh-forward") return false;
     const f = cmd as SshForwardCommand;
-    return m.forward.includes(f.direction) && (!hosts || hosts.test(`${f.host}:${f.port}`));
+    return directions.includes(f.direction) && (!hosts || hosts.test(`${f.host}:${f.port}`));
   };
 }
 

@@ -144,6 +144,12 @@ function checkPolicy(policy: Policy, fail: Fail): void {
         fail(at("mask", "detectors", k), `unknown detector "${name}" (known: ${DETECTOR_NAMES.join(", ")})`);
       }
     }
+    if (rule.ssh) {
+      const { forward, env, hosts } = rule.ssh;
+      if ((forward === undefined) === (env === undefined))
+        fail(at("ssh"), "an ssh rule matches either forward (port forwarding) or env (variables)");
+      if (hosts && !forward) fail(at("ssh", "hosts"), "hosts only apply to forward");
+    }
     if (rule.shell?.pattern !== undefined) {
       try {
         new RegExp(rule.shell.pattern);

@@ -51,12 +51,17 @@ export const ShellMatchSchema = Type.Object(
   { additionalProperties: false },
 );
 
-/** SSH port forwarding (`ssh -L` local, `ssh -R` remote): refused unless a rule with this match allows it. */
+/**
+ * SSH port forwarding (`ssh -L` local, `ssh -R` remote), or environment variables the client sends
+ * (`env`, globs on names): both refused unless a rule with this match allows them. One of the two.
+ */
 export const SshMatchSchema = Type.Object(
   {
-    forward: Type.Array(Type.Enum(["local", "remote"]), { minItems: 1 }),
+    forward: Type.Optional(Type.Array(Type.Enum(["local", "remote"]), { minItems: 1 })),
     /** The forwarded-to host (local) or the listening address on the target (remote), as host:port globs. */
     hosts: Type.Optional(Globs),
+    /** Names of environment variables (`ssh -o SetEnv`, `SendEnv`). */
+    env: Type.Optional(Globs),
   },
   { additionalProperties: false },
 );
