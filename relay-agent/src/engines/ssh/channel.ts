@@ -5,6 +5,7 @@ import type { Masker } from "../../../../lib/masking/masker.js";
 import type { MaskPlan } from "../../../../lib/policy/evaluate.js";
 import { Stream } from "../../../../proto/gen/vigil/v1/recording.js";
 import type { SessionContext } from "../engine.js";
+import { ClientEnvironment } from "./environment.js";
 import { emptyResult, type CommandJudge } from "./judge.js";
 import { LineTracker, type InputPiece } from "./line-tracker.js";
 import { OutputLog } from "./output-log.js";
@@ -38,7 +39,7 @@ export interface ChannelDeps {
  */
 export class SessionChannel {
   private pty: PseudoTtyInfo | undefined;
-  private readonly env: Record<string, string> = {};
+  private readonly env: ClientEnvironment;
   private target: ClientChannel | undefined;
   private started = false;
 
@@ -47,6 +48,7 @@ export class SessionChannel {
     private readonly deps: ChannelDeps,
   ) {
     const { ctx } = deps;
+    this.env = new ClientEnvironment(deps.judge);
     session.on("pty", (accept, _reject, info) => {
       this.pty = info;
       deps.learned({ pty: "true", term: info.term });
@@ -58,16 +60,21 @@ export class SessionChannel {
       this.target?.setWindow(info.rows, info.cols, info.height, info.width);
       accept?.();
     });
-    session.on("env", (accept, _reject, info) => {
-      this.env[info.key] = info.val;
-      accept?.();
+    // Judged before the shell or command starts (it waits for the decisions): see ClientEnvironment.
+    session.on("env", (accept, reject, info) => {
+      void this.env.request(info.key, info.val).then((ok) => (ok ? accept?.() : reject?.()));
     });
-    session.on("signal", (accept, _reject, info) => {
-      this.target?.signal(info.name);
-      accept?.();
+    session.on("signal", (accept, reject, info) => {
+      try {
+        this.target?.signal(info.name);
+        accept?.();
+      } catch {
+        reject?.(); // a signal name ssh2 does not know
+      }
     });
     session.on("auth-agent", (_accept, reject) => {
       ctx.log.info("agent forwarding refused");
+      deps.learned({ agent_forwarding: "refused" });
       reject?.();
     });
     session.on("x11", (_accept, reject) => reject?.());
@@ -118,14 +125,27 @@ export class SessionChannel {
       : undefined;
   }
 
+  /** The judged environment for the target; what was refused is said on the client's stderr and recorded. */
+  private async environment(client: ServerChannel): Promise<Record<string, string>> {
+    const { env, refused } = await this.env.settled();
+    for (const message of refused) {
+      const line = `${message}${this.pty ? "\r\n" : "\n"}`;
+      client.stderr.write(line);
+      this.deps.ctx.recording.record({
+        $case: "output",
+        value: { command: 0, stream: Stream.STREAM_STDERR, data: line },
+      });
+    }
+    return env;
+  }
+
   private async shell(accept: () => ServerChannel): Promise<void> {
     const client = accept();
+    const env = await this.environment(client);
     let target: ClientChannel;
     try {
       target = await new Promise<ClientChannel>((resolve, reject) =>
-        this.deps.target.shell(this.ptyOptions() ?? false, { env: this.env }, (err, ch) =>
-          err ? reject(err) : resolve(ch),
-        ),
+        this.deps.target.shell(this.ptyOptions() ?? false, { env }, (err, ch) => (err ? reject(err) : resolve(ch))),
       );
     } catch (err) {
       return this.targetRefused(client, "shell", err as Error);
@@ -143,6 +163,7 @@ export class SessionChannel {
 
   private async exec(accept: () => ServerChannel, text: string): Promise<void> {
     const client = accept();
+    const env = await this.environment(client);
     const eol = this.pty ? "\r\n" : "\n";
     const command = analyzeShell(text);
     const kinds = [...new Set(command.commands.map((c) => commandName(c.argv[0] ?? "")))].filter(Boolean);
@@ -174,7 +195,7 @@ export class SessionChannel {
     let target: ClientChannel;
     try {
       target = await new Promise<ClientChannel>((resolve, reject) =>
-        this.deps.target.exec(text, { env: this.env, ...(this.pty ? { pty: this.ptyOptions() } : {}) }, (err, ch) =>
+        this.deps.target.exec(text, { env, ...(this.pty ? { pty: this.ptyOptions() } : {}) }, (err, ch) =>
           err ? reject(err) : resolve(ch),
         ),
       );

@@ -5,7 +5,7 @@ import { MaskerCache } from "../postgres/row-masker.js";
 import type { SessionContext } from "../engine.js";
 
 /** Where a command came from, as the recording names it. */
-export type CommandSource = "exec" | "shell" | "sftp" | "forward";
+export type CommandSource = "exec" | "shell" | "sftp" | "forward" | "env";
 
 /** The outcome of judging one command: run it (with these masks) or refuse it with a message. */
 export type Verdict = { run: true; seq: number; masks: MaskPlan } | { run: false; seq: number; message: string };
@@ -42,14 +42,20 @@ export class CommandJudge {
     command: Command,
     kinds: string[],
     onPending: (approvalId: string, rule: string, seq: number) => void,
-    opts: { needsAllowRule?: boolean } = {},
+    opts: {
+      needsAllowRule?: boolean;
+      /** A refusal of Vigil's own that no policy can lift (it is recorded like a rule's). */
+      refuse?: { rule: string; reason: string };
+    } = {},
   ): Promise<Verdict> {
     const seq = ++this.commands;
     // Nothing runs unrecorded.
     if (!this.ctx.recording.ok()) {
       return { run: false, seq, message: "the session's recording is unavailable; commands are refused" };
     }
-    let decision = evaluate(this.ctx.policy.current, command);
+    let decision: Decision = opts.refuse
+      ? { effect: "deny", ...opts.refuse }
+      : evaluate(this.ctx.policy.current, command);
     // Some things (port forwarding) are off unless a rule turns them on.
     if (opts.needsAllowRule && decision.effect === "allow" && !decision.rule) {
       decision = { effect: "deny", rule: NO_ALLOW_RULE, reason: "refused unless a policy rule allows it" };
