@@ -2,10 +2,12 @@
 
 Usage: python3 pty-driver.py '<argv as JSON>' '<steps as JSON>'
 Steps: {"expect": "<regex>"} waits (10 s at most) until the output since the last match matches;
-{"send": "<text>"} types it; {"keys": "<text>", "gapMs": N} types it one key at a time.
+{"send": "<text>"} types it; {"keys": "<text>", "gapMs": N} types it one key at a time; {"resize": [rows, cols]} changes the
+terminal's size (the program gets SIGWINCH, as from a window manager); {"signal": "TERM"} signals the
+program; {"close": true} hangs up the terminal (as when its window is closed).
 Prints one JSON object: {"output": <everything the program wrote>, "status": <exit status>, "error": ...}.
 """
-import json, os, pty, re, select, sys, time
+import fcntl, json, os, pty, re, select, signal, struct, sys, termios, time
 
 argv = json.loads(sys.argv[1])
 steps = json.loads(sys.argv[2])
@@ -20,6 +22,8 @@ error = None
 
 def read_some(timeout):
     global out
+    if fd < 0:
+        return False
     r, _, _ = select.select([fd], [], [], timeout)
     if not r:
         return True
@@ -49,6 +53,15 @@ for step in steps:
             break
     elif "send" in step:
         os.write(fd, step["send"].encode())
+    elif "resize" in step:
+        rows, cols = step["resize"]
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    elif "signal" in step:
+        os.kill(pid, getattr(signal, "SIG" + step["signal"]))
+    elif "close" in step:
+        os.close(fd)
+        fd = -1
+        break
     elif "keys" in step:
         for ch in step["keys"]:
             os.write(fd, ch.encode())

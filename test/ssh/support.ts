@@ -52,6 +52,8 @@ export interface SshVia {
   options?: string[];
   timeoutMs?: number;
   input?: string;
+  /** More environment for the tool (e.g. SSH_AUTH_SOCK). */
+  env?: Record<string, string>;
 }
 
 /** `ssh -F <config> -J gw@HUB <user>@<connection> <command…>`, the token given by sshpass. */
@@ -71,13 +73,17 @@ export function sshVia(via: SshVia, connection: string, ...command: string[]): P
 
 /** Any OpenSSH tool (scp, sftp, ssh) with the token typed by sshpass. */
 export function withToken(
-  via: Pick<SshVia, "token" | "timeoutMs" | "input">,
+  via: Pick<SshVia, "token" | "timeoutMs" | "input" | "env">,
   tool: string,
   args: string[],
 ): Promise<RunResult> {
-  const opts = { timeoutMs: via.timeoutMs ?? 30_000, ...(via.input !== undefined ? { input: via.input } : {}) };
+  const opts = {
+    timeoutMs: via.timeoutMs ?? 30_000,
+    ...(via.input !== undefined ? { input: via.input } : {}),
+    env: { ...process.env, ...via.env },
+  };
   if (via.token === undefined) return run(tool, args, opts);
-  return run("sshpass", ["-e", tool, ...args], { ...opts, env: { ...process.env, SSHPASS: via.token } });
+  return run("sshpass", ["-e", tool, ...args], { ...opts, env: { ...opts.env, SSHPASS: via.token } });
 }
 
 /** Every recorded event of the relay (kept as NDJSON under its data dir), by session. */
@@ -104,22 +110,40 @@ export function sessionWithCommand(relayDataDir: string, text: RegExp): Recordin
 
 const PTY_DRIVER = new URL("./pty-driver.py", import.meta.url).pathname;
 
-export type PtyStep = { expect: string; timeout?: number } | { send: string } | { keys: string; gapMs?: number };
+export type PtyStep =
+  | { expect: string; timeout?: number }
+  | { send: string }
+  | { keys: string; gapMs?: number }
+  | { resize: [rows: number, cols: number] }
+  | { signal: string }
+  | { close: true };
 
 /**
- * `ssh -tt -J …` on a real pseudo-terminal (python3's pty module), typing and waiting as a person
- * would. The token comes from SSH_ASKPASS, so nothing else is written to the terminal.
+ * `ssh -tt -J … [command…]` on a real pseudo-terminal (python3's pty module), typing and waiting as
+ * a person would. The token comes from SSH_ASKPASS, so nothing else is written to the terminal.
+ * The status is negative when ssh died of a signal.
  */
 export async function sshOnPty(
   dir: Workdir,
   via: SshVia,
   connection: string,
   steps: PtyStep[],
+  command: string[] = [],
 ): Promise<{ output: string; status: number | null; error: string | null }> {
   const askpass = dir.file("askpass.sh");
   writeFileSync(askpass, '#!/bin/sh\nprintf "%s\\n" "$VIGIL_TEST_TOKEN"\n', { mode: 0o700 });
   const user = via.user ?? testServices().sshd.user;
-  const argv = ["ssh", "-tt", "-F", via.config, "-J", `gw@127.0.0.1:${via.hub.sshPort}`, `${user}@${connection}`];
+  const argv = [
+    "ssh",
+    "-tt",
+    "-F",
+    via.config,
+    "-J",
+    `gw@127.0.0.1:${via.hub.sshPort}`,
+    ...(via.options ?? []),
+    `${user}@${connection}`,
+    ...command,
+  ];
   const r = await run("python3", [PTY_DRIVER, JSON.stringify(argv), JSON.stringify(steps)], {
     timeoutMs: via.timeoutMs ?? 60_000,
     env: {

@@ -563,6 +563,8 @@ function sshdConfig(dir: string, port: number): string {
     "MaxStartups 200",
     "MaxSessions 100",
     "Subsystem sftp internal-sftp",
+    // Tests show which client environment reaches a target: these names sshd would take.
+    "AcceptEnv VIGIL_TEST_* BASH_ENV",
     "",
   ].join("\n");
 }
