@@ -158,6 +158,22 @@ describe("ssh sessions under policy (interactive, sftp, env, signals, forwarding
       { expect: "vigil-test\\$ $" },
       { send: "echo still-here\r" },
       { expect: "\rstill-here\r\n[^\n]*vigil-test\\$ $" },
+      // A line continued on the next (backslash, open quote) is judged whole, with its first part.
+      { send: "touch \\\r" },
+      { expect: "> $" },
+      { send: `${work("forbidden-continued")}\r` },
+      { expect: "vigil: denied by agents/no-forbidden-files" },
+      { expect: "vigil-test\\$ $" },
+      { send: 'touch "\r' },
+      { expect: "> $" },
+      { send: `${work("forbidden-quoted")}"\r` },
+      { expect: "vigil: denied by agents/no-forbidden-files" },
+      { expect: "vigil-test\\$ $" },
+      // Pasted lines are judged one by one: the denied one in the middle never runs, the others do.
+      { send: `echo pasted-one\rtouch ${work("forbidden-pasted")}\recho pasted-two\r` },
+      // (The refusal can show before the first line's output: it is judged while the shell runs that one.)
+      { expect: "vigil: denied by agents/no-forbidden-files" },
+      { expect: "\rpasted-two\r\n[^\n]*vigil-test\\$ $" },
       { send: `touch ${approved}\r` },
       { expect: "vigil: waiting for approval \\S+ \\(rule agents/review-held-files\\)" },
       { expect: "vigil-test\\$ $", timeout: 45 },
@@ -170,7 +186,10 @@ describe("ssh sessions under policy (interactive, sftp, env, signals, forwarding
     assert.equal(session.error, null, session.output);
     assert.equal(session.status, 0, session.output);
     const [approvedId, refusedId] = await approver;
-    assert.equal(existsSync(forbidden), false, "the denied line ran");
+    assert.match(session.output, /\rpasted-one\r\n/);
+    for (const f of [forbidden, work("forbidden-continued"), work("forbidden-quoted"), work("forbidden-pasted")]) {
+      assert.equal(existsSync(f), false, `a denied line ran: ${f}`);
+    }
     assert.equal(existsSync(approved), true, "the approved line did not run");
     assert.equal(existsSync(refused), false, "the line whose approval was denied ran");
 
@@ -180,6 +199,14 @@ describe("ssh sessions under policy (interactive, sftp, env, signals, forwarding
       ["shell", "export PS1='vigil-test$ '", "allow", ""],
       ["shell", `touch ${forbidden}`, "deny", "agents/no-forbidden-files"],
       ["shell", "echo still-here", "allow", ""],
+      // The start of a continued command is recorded as typed, then judged whole with its end.
+      ["shell", "touch \\", "unknown", ""],
+      ["shell", `touch \\\n${work("forbidden-continued")}`, "deny", "agents/no-forbidden-files"],
+      ["shell", 'touch "', "unknown", ""],
+      ["shell", `touch "\n${work("forbidden-quoted")}"`, "deny", "agents/no-forbidden-files"],
+      ["shell", "echo pasted-one", "allow", ""],
+      ["shell", `touch ${work("forbidden-pasted")}`, "deny", "agents/no-forbidden-files"],
+      ["shell", "echo pasted-two", "allow", ""],
       ["shell", `touch ${approved}`, "review", "agents/review-held-files"],
       ["shell", `touch ${refused}`, "review", "agents/review-held-files"],
       ["shell", "exit", "allow", ""],

@@ -5,6 +5,7 @@ import type { Masker } from "../../../../lib/masking/masker.js";
 import type { MaskPlan } from "../../../../lib/policy/evaluate.js";
 import { Stream } from "../../../../proto/gen/vigil/v1/recording.js";
 import type { SessionContext } from "../engine.js";
+import { ContinuedLine } from "./continued-line.js";
 import { ClientEnvironment } from "./environment.js";
 import { emptyResult, type CommandJudge } from "./judge.js";
 import { LineTracker, type InputPiece } from "./line-tracker.js";
@@ -19,6 +20,10 @@ const TRANSFER_PROGRAMS = new Set(["scp", "rsync", "sftp-server"]);
 
 // Sent to the shell in place of a refused line's Enter: end of line, erase it, an empty Enter for a new prompt.
 const CANCEL_LINE = Buffer.from("\x05\x15\r");
+// The same at a continuation prompt, where an Enter would run what came before: Ctrl-C drops the whole command.
+const CANCEL_CONTINUED = Buffer.from("\x05\x15\x03");
+// For a refused line the shell never saw (held back whole): an empty Enter, for a new prompt.
+const NEW_PROMPT = Buffer.from("\r");
 
 export interface ChannelDeps {
   ctx: SessionContext;
@@ -42,6 +47,7 @@ export class SessionChannel {
   private readonly env: ClientEnvironment;
   private target: ClientChannel | undefined;
   private started = false;
+  private readonly continued = new ContinuedLine();
 
   constructor(
     private readonly session: Session,
@@ -285,11 +291,24 @@ export class SessionChannel {
     client.on("data", (chunk: Buffer) => {
       if (!opts.tracker) return forward(chunk);
       const pieces = opts.tracker.input(chunk);
-      if (pieces.every((p) => p.kind === "bytes")) return forward(chunk);
+      if (pieces.every((p) => p.kind === "bytes")) {
+        // Ctrl-C drops a command the shell was still reading (after the lines before it are judged).
+        if (chunk.includes(0x03)) pending = pending.then(() => this.continued.reset());
+        return forward(chunk);
+      }
       // A completed line is judged before its Enter reaches the shell; input after it waits.
       client.pause();
       pending = pending.then(async () => {
-        for (const piece of pieces) await this.linePiece(piece, client, forward, log);
+        for (let i = 0; i < pieces.length; i++) {
+          const piece = pieces[i]!;
+          const next = pieces[i + 1];
+          // A line whose every key came with its Enter (a paste, an agent's write) is held back whole
+          // until it is judged: a refused one never reaches the shell, even one busy with the line before.
+          if (piece.kind === "bytes" && next?.kind === "line" && next.whole) {
+            await this.linePiece(next, client, forward, log, piece.data);
+            i++;
+          } else await this.linePiece(piece, client, forward, log);
+        }
         client.resume();
       });
     });
@@ -317,18 +336,43 @@ export class SessionChannel {
     });
   }
 
-  /** One piece of terminal input: bytes pass; a line is judged, then its Enter passes or the line is cancelled. */
-  private async linePiece(piece: InputPiece, client: ServerChannel, forward: (b: Buffer) => void, log: OutputLog) {
-    if (piece.kind === "bytes") return forward(piece.data);
-    if (piece.secret || piece.text === "") return forward(piece.enter);
-    const command = analyzeShell(piece.text);
+  /**
+   * One piece of terminal input: bytes pass; a line is judged, then its Enter passes or the line is
+   * cancelled. `held`: the line's keys, not sent yet (the whole line came in one chunk).
+   */
+  private async linePiece(
+    piece: InputPiece,
+    client: ServerChannel,
+    forward: (b: Buffer) => void,
+    log: OutputLog,
+    held?: Buffer,
+  ) {
+    if (piece.kind === "bytes") {
+      if (piece.data.includes(0x03)) this.continued.reset();
+      return forward(piece.data);
+    }
+    const send = () => forward(held ? Buffer.concat([held, piece.enter]) : piece.enter);
+    if (piece.secret || (piece.text === "" && !this.continued.pending)) return send();
+    const text = this.continued.join(piece.text);
+    const command = analyzeShell(text);
     const kinds = [...new Set(command.commands.map((c) => commandName(c.argv[0] ?? "")))].filter(Boolean);
     log.flush();
+    if (this.continued.readsOn(text, command.parseError)) {
+      // Judged once it is whole, with the next line(s); recorded as typed so far.
+      log.command = this.deps.judge.note(
+        "shell",
+        text,
+        kinds,
+        "not judged yet: the command continues on the next line",
+      );
+      return send();
+    }
     if (command.parseError !== undefined) {
       // Often input to a program (a REPL, a here-document), not to the shell: recorded, not judged.
-      log.command = this.deps.judge.note("shell", piece.text, kinds, `not judged: ${command.parseError}`);
-      return forward(piece.enter);
+      log.command = this.deps.judge.note("shell", text, kinds, `not judged: ${command.parseError}`);
+      return send();
     }
+    const continues = text !== piece.text;
     // What Vigil tells the client goes into the recorded output too: a replay shows what the client saw.
     const say = (message: string) => {
       client.write(message);
@@ -340,9 +384,9 @@ export class SessionChannel {
     });
     log.flush();
     log.command = verdict.seq;
-    if (verdict.run) return forward(piece.enter);
+    if (verdict.run) return send();
     say(`\r\nvigil: ${verdict.message}\r\n`);
-    forward(CANCEL_LINE);
+    forward(continues ? CANCEL_CONTINUED : held ? NEW_PROMPT : CANCEL_LINE);
   }
 }
 

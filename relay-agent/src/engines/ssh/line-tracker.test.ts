@@ -71,6 +71,18 @@ describe("LineTracker", () => {
     );
   });
 
+  it("says which lines came whole in one chunk (held back until judged) and which were typed before", () => {
+    const t = new LineTracker();
+    const whole = (keys: string) =>
+      t.input(Buffer.from(keys)).flatMap((p) => (p.kind === "line" ? [`${p.text}:${p.whole}`] : []));
+    assert.deepEqual(whole("ls\rpwd\r"), ["ls:true", "pwd:true"]);
+    assert.deepEqual(whole("ec"), []);
+    assert.deepEqual(whole("ho a\recho b\r"), ["echo a:false", "echo b:true"]);
+    // A control key in the line (here Ctrl-C, which must reach the shell) is never held back.
+    assert.deepEqual(whole("\x03echo c\r"), ["echo c:false"]);
+    assert.deepEqual(whole("\x1b[200~echo d\x1b[201~\r"), ["echo d:true"]);
+  });
+
   it("marks an unechoed answer to a password prompt as a secret, not a command", () => {
     assert.deepEqual(session([{ keys: "hunter2\r" }], "[sudo] password for root: "), [
       { text: "hunter2", secret: true },

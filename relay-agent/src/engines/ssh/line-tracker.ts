@@ -11,6 +11,11 @@ export type InputPiece =
       secret: boolean;
       /** The Enter key's byte(s), to forward once the line is allowed. */
       enter: Buffer;
+      /**
+       * Every key of the line came in the same chunk as its Enter (a paste, an agent's write): the
+       * bytes piece just before it is the whole line, and can be held back until the line is judged.
+       */
+      whole: boolean;
     };
 
 // Prompts whose answer the terminal does not echo: what is typed there is a secret, not a command.
@@ -36,6 +41,10 @@ export class LineTracker {
   private clean = true;
   private prompt: string | undefined;
   private escape: "none" | "esc" | "csi" | "ss3" = "none";
+  /** Keys of the current line arrived in an earlier chunk (and went to the shell already). */
+  private begun = false;
+  /** The current line holds a control key (Ctrl-C, an arrow…): its bytes are never held back. */
+  private controls = false;
   private csiParams = "";
 
   /** What the target wrote to the terminal. */
@@ -47,6 +56,7 @@ export class LineTracker {
   input(chunk: Buffer): InputPiece[] {
     if (this.screen.fullScreen) return [{ kind: "bytes", data: chunk }];
     const pieces: InputPiece[] = [];
+    let whole = !this.begun;
     let from = 0;
     for (let i = 0; i < chunk.length; i++) {
       const b = chunk[i]!;
@@ -54,19 +64,25 @@ export class LineTracker {
         if (i > from) pieces.push({ kind: "bytes", data: chunk.subarray(from, i) });
         // \r\n from some clients is one Enter.
         const end = b === 0x0d && chunk[i + 1] === 0x0a ? i + 2 : i + 1;
-        pieces.push({ kind: "line", ...this.finishLine(), enter: chunk.subarray(i, end) });
+        const plain = !this.controls;
+        pieces.push({ kind: "line", ...this.finishLine(), enter: chunk.subarray(i, end), whole: whole && plain });
+        whole = true;
         from = end;
         i = end - 1;
         continue;
       }
       this.key(b);
     }
-    if (from < chunk.length) pieces.push({ kind: "bytes", data: chunk.subarray(from) });
+    if (from < chunk.length) {
+      pieces.push({ kind: "bytes", data: chunk.subarray(from) });
+      this.begun = true;
+    }
     return pieces;
   }
 
   private key(b: number): void {
     if (this.escape !== "none") return this.escapeByte(b);
+    if ((b < 0x20 && b !== 0x1b) || b === 0x7f) this.controls = true;
     if (this.typed.length === 0 && this.clean) this.prompt ??= this.screen.text;
     switch (b) {
       case 0x1b:
@@ -98,18 +114,25 @@ export class LineTracker {
     if (this.escape === "esc") {
       this.escape = ch === "[" ? "csi" : ch === "O" ? "ss3" : "none";
       this.csiParams = "";
-      if (this.escape === "none") this.clean = false; // Alt-key bindings
+      if (this.escape === "none") {
+        this.clean = false; // Alt-key bindings
+        this.controls = true;
+      }
       return;
     }
     if (this.escape === "ss3") {
       this.escape = "none";
       this.clean = false;
+      this.controls = true;
       return;
     }
     if (b >= 0x40 && b <= 0x7e) {
       this.escape = "none";
       // Bracketed paste markers only frame typed text.
-      if (!(ch === "~" && (this.csiParams === "200" || this.csiParams === "201"))) this.clean = false;
+      if (!(ch === "~" && (this.csiParams === "200" || this.csiParams === "201"))) {
+        this.clean = false;
+        this.controls = true;
+      }
     } else this.csiParams += ch;
   }
 
@@ -123,6 +146,7 @@ export class LineTracker {
     else text = shown.startsWith(prompt) ? shown.slice(prompt.length) : shown;
     const secret = this.clean && !echoed && typed.length > 0 && SECRET_PROMPT.test(prompt || shown);
     this.reset();
+    this.controls = false;
     return { text: text.trim(), secret };
   }
 
@@ -131,6 +155,7 @@ export class LineTracker {
   }
 
   private reset(): void {
+    this.begun = false;
     this.typed = [];
     this.clean = true;
     this.prompt = undefined;
