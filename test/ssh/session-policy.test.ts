@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import ssh2 from "ssh2";
 import type { EventView } from "../../lib/recording/view.js";
 import { testServices } from "../support/env.js";
 import { dial, echoRoundTrip, type HubHandle } from "../support/mesh.js";
@@ -543,6 +544,37 @@ describe("ssh sessions under policy (interactive, sftp, env, signals, forwarding
     }
   });
 
+  // OpenSSH's sftp shows a status code without its message; ssh2 (what SDK-built agents use) shows it.
+  describe("with an SSH library as the client", () => {
+    let client: ssh2.Client;
+    let jump: ssh2.Client;
+
+    before(async () => {
+      jump = await sshConnect({ host: "127.0.0.1", port: via.hub.sshPort, username: "gw", password: via.token });
+      const channel = await new Promise<ssh2.ClientChannel>((resolve, reject) =>
+        jump.forwardOut("127.0.0.1", 0, "web", 22, (err, ch) => (err ? reject(err) : resolve(ch))),
+      );
+      client = await sshConnect({ sock: channel, username: testServices().sshd.user });
+    });
+
+    after(() => {
+      client?.end();
+      jump?.end();
+    });
+
+    it("sftp: a refused remove carries Vigil's reason in its status message", async () => {
+      const keep = work("protected/lib-keep.txt");
+      writeFileSync(keep, "keep me\n");
+      const sftp = await new Promise<ssh2.SFTPWrapper>((resolve, reject) =>
+        client.sftp((err, s) => (err ? reject(err) : resolve(s))),
+      );
+      const err = await new Promise<Error | null | undefined>((resolve) => sftp.unlink(keep, resolve));
+      sftp.end();
+      assert.match(String(err?.message), /vigil: denied by agents\/keep-protected-files/);
+      assert.equal(readFileSync(keep, "utf8"), "keep me\n");
+    });
+  });
+
   /** Waits until no process on this machine (the target) runs this command line. */
   async function gone(commandLine: string): Promise<void> {
     await eventually(
@@ -590,3 +622,11 @@ describe("ssh sessions under policy (interactive, sftp, env, signals, forwarding
     }
   }
 });
+
+function sshConnect(config: ssh2.ConnectConfig): Promise<ssh2.Client> {
+  return new Promise((resolve, reject) => {
+    const c = new ssh2.Client();
+    c.once("ready", () => resolve(c)).once("error", reject);
+    c.connect({ readyTimeout: 10_000, ...config });
+  });
+}
