@@ -386,13 +386,13 @@ describe("ssh sessions under policy (interactive, sftp, env, signals, forwarding
     rmSync(marker);
     // …Vigil never passes it, even where a rule allows it: the script would run what no policy saw.
     const refused = await sshVia(
-      { ...via, options: ["-o", `SetEnv=BASH_ENV=${script} VIGIL_TEST_GREETING=hi`] },
+      { ...via, options: ["-o", `SetEnv=BASH_ENV=${script} VIGIL_TEST_GREETING=hi LANG=C.UTF-8`] },
       "web",
       'echo "env-refused ${VIGIL_TEST_GREETING:-unset}"',
     );
     assert.equal(refused.code, 0, refused.stderr);
     assert.equal(refused.stdout, "env-refused hi\n");
-    assert.match(refused.stderr, /vigil: environment variable BASH_ENV not set: .*\(rule vigil\/env-runs-code\)/);
+    assert.match(refused.stderr, /^vigil: environment variable BASH_ENV not set: .*\(rule vigil\/env-runs-code\)\n$/);
     assert.equal(existsSync(marker), false, "BASH_ENV reached the target");
 
     const { events } = await recorded("env-refused");
@@ -402,6 +402,8 @@ describe("ssh sessions under policy (interactive, sftp, env, signals, forwarding
     assert.deepEqual(env, [
       [`env BASH_ENV=${script}`, "deny", "vigil/env-runs-code"],
       ["env VIGIL_TEST_GREETING=hi", "allow", "agents/test-variables"],
+      // The locale needs no rule.
+      ["env LANG=C.UTF-8", "allow", undefined],
     ]);
   });
 

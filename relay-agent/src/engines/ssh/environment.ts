@@ -13,12 +13,15 @@ export const ENV_RUNS_CODE_RULE = "vigil/env-runs-code";
 const RUNS_CODE =
   /^(LD_\w*|DYLD_\w*|BASH_ENV|ENV|BASH_FUNC_.*|PROMPT_COMMAND|PS[0-4]|SHELLOPTS|BASHOPTS|IFS|PATH|HOME|SHELL|ZDOTDIR|INPUTRC|PERL5OPT|PERL5LIB|PYTHONSTARTUP|PYTHONPATH|PYTHONHOME|NODE_OPTIONS|RUBYOPT)$/;
 
-/** The locale: OpenSSH sends it by default (`SendEnv LANG LC_*`); it changes how text looks, not what runs. */
-const LOCALE = /^(LANG|LANGUAGE|LC_\w+)$/;
+/**
+ * The locale and colour hints: OpenSSH's packaged configs send them by default (`SendEnv LANG LC_*
+ * COLORTERM NO_COLOR`); they change how text looks, not what runs.
+ */
+const PRESENTATION = /^(LANG|LANGUAGE|LC_\w+|COLORTERM|NO_COLOR)$/;
 
 /**
  * The environment variables a client asks for on one session channel (`ssh -o SetEnv`, `SendEnv`).
- * Each is judged as an `env NAME=value` command: the locale passes unless a rule denies it, other
+ * Each is judged as an `env NAME=value` command: the locale and colour hints pass unless a rule denies them, other
  * names need an `allow` rule with `ssh: { env: [...] }`, and names in RUNS_CODE are refused whatever
  * the policy says. The target's sshd then applies its own AcceptEnv to what passed.
  */
@@ -33,7 +36,7 @@ export class ClientEnvironment {
   request(name: string, value: string): Promise<boolean> {
     const command: SshEnvCommand = { protocol: "ssh-env", name, text: `env ${name}=${value}` };
     const verdict = this.judge.judge("env", command, ["env"], () => {}, {
-      needsAllowRule: !LOCALE.test(name),
+      needsAllowRule: !PRESENTATION.test(name),
       ...(RUNS_CODE.test(name)
         ? { refuse: { rule: ENV_RUNS_CODE_RULE, reason: "it would make the target run code no policy sees" } }
         : {}),
