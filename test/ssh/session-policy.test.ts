@@ -109,7 +109,7 @@ describe("ssh sessions under policy (interactive, sftp, env, signals, forwarding
         const res = await api(apiUrl, `/api/v1/sessions?type=ssh&q=${encodeURIComponent(q)}`, admin);
         return (res.body.sessions as { id: string; running: boolean }[]).find((s) => !s.running)?.id;
       },
-      20_000,
+      30_000,
     );
     const res = await fetch(`${apiUrl}/api/v1/sessions/${id}/events`, {
       headers: { authorization: `Bearer ${admin}` },
@@ -473,11 +473,15 @@ describe("ssh sessions under policy (interactive, sftp, env, signals, forwarding
     } finally {
       await echo.close();
     }
-    const events = await eventually("the refused forward, recorded", async () => {
-      const res = await api(apiUrl, `/api/v1/events?type=ssh&decision=deny&q=forward`, admin);
-      const hits = res.body.events as { event: EventView }[];
-      return hits.find((h) => /^forward local 127\.0\.0\.1:\d+$/.test(String(h.event.text)))?.event;
-    });
+    const events = await eventually(
+      "the refused forward, recorded",
+      async () => {
+        const res = await api(apiUrl, `/api/v1/events?type=ssh&decision=deny&q=forward`, admin);
+        const hits = res.body.events as { event: EventView }[];
+        return hits.find((h) => /^forward local 127\.0\.0\.1:\d+$/.test(String(h.event.text)))?.event;
+      },
+      30_000,
+    );
     assert.equal(events.rule, "vigil/not-allowed-by-any-rule");
   });
 
