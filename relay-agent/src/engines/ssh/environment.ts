@@ -41,11 +41,18 @@ export class ClientEnvironment {
         ? { refuse: { rule: ENV_RUNS_CODE_RULE, reason: "it would make the target run code no policy sees" } }
         : {}),
     });
-    const ok = verdict.then((v) => {
-      if (v.run) this.allowed[name] = value;
-      else this.refused.push(`vigil: environment variable ${name} not set: ${v.message}`);
-      return v.run;
-    });
+    const refuse = (why: string) => {
+      this.refused.push(`vigil: environment variable ${name} not set: ${why}`);
+      return false;
+    };
+    const ok = verdict.then(
+      (v) => {
+        if (!v.run) return refuse(v.message);
+        this.allowed[name] = value;
+        return true;
+      },
+      (err: Error) => refuse(err.message), // fails closed, and never leaves a rejection unhandled
+    );
     this.pending = Promise.all([this.pending, ok]);
     return ok;
   }
