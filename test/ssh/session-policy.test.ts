@@ -221,6 +221,34 @@ describe("ssh sessions under policy (interactive, sftp, env, signals, forwarding
     ]);
   });
 
+  it("a shell started as a command on a terminal (ssh -t host bash) has its lines judged too", async () => {
+    const marker = work("forbidden-via-exec");
+    const session = await sshOnPty(
+      dir,
+      via,
+      "web",
+      [
+        { expect: PROMPT },
+        { send: `touch ${marker}\r` },
+        { expect: "vigil: denied by agents/no-forbidden-files" },
+        { send: "echo exec-shell-alive\r" },
+        { expect: "\rexec-shell-alive\r\n" },
+        { send: "exit\r" },
+      ],
+      ["bash", "-i"],
+    );
+    assert.equal(session.error, null, session.output);
+    assert.equal(existsSync(marker), false, "the denied line ran");
+    const { events } = await recorded("exec-shell-alive");
+    const lines = commands(events).map((c) => [c.source, c.text, c.decision]);
+    assert.deepEqual(lines, [
+      ["exec", "bash -i", "allow"],
+      ["shell", `touch ${marker}`, "deny"],
+      ["shell", "echo exec-shell-alive", "allow"],
+      ["shell", "exit", "allow"],
+    ]);
+  });
+
   it("a window change reaches the target's terminal and the recording", async () => {
     const session = await sshOnPty(dir, via, "web", [
       { expect: PROMPT },

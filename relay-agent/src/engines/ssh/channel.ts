@@ -63,6 +63,9 @@ export class SessionChannel {
     });
     session.on("window-change", (accept, _reject, info) => {
       this.resize(info.cols, info.rows);
+      // Before the target's channel is open, the size it will be opened with.
+      if (this.pty)
+        Object.assign(this.pty, { rows: info.rows, cols: info.cols, height: info.height, width: info.width });
       this.target?.setWindow(info.rows, info.cols, info.height, info.width);
       accept?.();
     });
@@ -214,6 +217,8 @@ export class SessionChannel {
       masks: verdict.masks,
       command: verdict.seq,
       recordOutput: !transfer,
+      // A command on a terminal may be a shell itself (`ssh -t host bash`): its lines are judged as a shell's.
+      tracker: this.pty && !transfer ? new LineTracker() : undefined,
       started: performance.now(),
     });
   }
