@@ -45,8 +45,7 @@ export class RowMasker {
     });
     this.active = this.actions.some((a) => a !== Action.Keep);
     const binaryJsonb = fields.some((f) => f.format === 1 && f.typeOid === JSONB);
-    this.constant =
-      masker.wholeConstant === undefined || binaryJsonb ? undefined : Buffer.from(masker.wholeConstant, "utf8");
+    this.constant = masker.wholeConstant === undefined || binaryJsonb ? undefined : utf8(masker.wholeConstant);
   }
 
   /**
@@ -131,6 +130,14 @@ export class RowMasker {
     if (!masked) return v;
     return jsonbPrefix ? Buffer.concat([jsonbPrefix, masked]) : masked;
   }
+}
+
+/** Whole-value placeholders are few constants: encoded once each, not once per result set. */
+const placeholders = new Map<string, Buffer>();
+function utf8(text: string): Buffer {
+  let bytes = placeholders.get(text);
+  if (!bytes) placeholders.set(text, (bytes = Buffer.from(text, "utf8")));
+  return bytes;
 }
 
 /** Maskers by mask targets: policies produce few distinct plans, and compiling one is not free. */
