@@ -220,14 +220,24 @@ const SPEED_NOTES = [
     "a batch, and has one flush timer for all sessions; one-row results are digested in one call; masking " +
     "judges each cell inside the DataRow with a one-pass byte precheck (start characters, anchor pairs, " +
     "digit-group shapes) and decodes only cells that might match.",
-  "What is left (CPU profiles and perf of the vigil process under pgbench -S): the relay spends 90–160 µs of " +
-    "CPU per transaction (the low end on a quiet machine; see every run above), about a quarter of it kernel " +
-    "time in the four socket calls a TLS-terminating proxy makes " +
-    "per statement (client read and write, target write and read, each waking another process on the shared " +
-    "2 vCPUs), ~15% the recording (protobuf encode and SHA-256 for the chain, proto3 JSON for the file), and " +
-    "the rest TLS, streams and the engine, none above a few percent. PostgreSQL and pgbench together spend " +
-    "about as much per transaction as the relay does, so the throughput targets (0.5×, 0.6×) would need the " +
-    "whole relay path at roughly PostgreSQL's own cost per statement. The 1M-row select costs the relay " +
+  "Since commit ba6b438 (0.25× / 0.17×, +6.1 ms p99, 1M rows 1.54×): a per-thread CPU count of the vigil " +
+    "process under pgbench -S showed chDB's own threads (merges, insert pipelines) using 100–150 µs per " +
+    "transaction, about as much as the data path on the main thread, at the same priority as the data path, " +
+    "PostgreSQL and pgbench. Under `vigil up` they now run at nice 10 while the recording queue is short " +
+    "(normal priority again once 40k events wait, until it is under 10k; docs/recording.md), so they use " +
+    "the CPU the data path leaves: paired runs (two vigil up against one PostgreSQL, alternating) gave " +
+    "1632 → 3430 tps simple and 1621 → 2533 prepared. This stores a burst a little later; it does not " +
+    "store it with less CPU. Also: vigil starts with --max-semi-space-size=64 (fewer scavenges; lower CPU " +
+    "per transaction in six paired runs of six), and a column masked by redaction gets its placeholder " +
+    "without decoding the value (once per row of the 1M-row select).",
+  "What is left (perf and V8 CPU profiles of the vigil process under pgbench -S, and CPU per thread from " +
+    "/proc): on the main thread, socket writes and reads with TLS are about a fifth of its CPU (a write to " +
+    "loopback also runs the receiver's TCP path and wakes it), the recording about a third (protobuf " +
+    "encode and SHA-256 for the chain, then the local sink's proto3 JSON rows for chDB), and streams, the " +
+    "in-memory tunnel and the engine the rest, none above a few percent; chDB's threads cost 100–150 µs " +
+    "per transaction on top (two events per transaction: command and result), deferred but not removed " +
+    "by the priority change. The throughput targets (0.5×, 0.6×) would need the whole relay path, " +
+    "recording included, at roughly PostgreSQL's own cost per statement. The 1M-row select costs the relay " +
     "~2–5 µs of CPU per row (shown per run above: DataRow framing, the row digest, masking, TLS), CPU the " +
     "2 vCPUs must find next to PostgreSQL's and psql's, so its ratio moves with the machine's load more than " +
     "any other number here; p99 is dominated by scheduling on the loaded VM (direct p99 itself moves between " +
