@@ -22,7 +22,7 @@ import pg from "pg";
 import type { BenchResult, BenchRow } from "./run.js";
 import { createToken, type HubHandle } from "../test/support/mesh.js";
 import { freePort, run as runCommand, startPostgres, type PostgresHandle } from "../test/support/services.js";
-import { REPO, VigilProcess, Workdir } from "../test/support/vigil.js";
+import { api, REPO, sleep, VigilProcess, Workdir } from "../test/support/vigil.js";
 
 const ROUNDS = Number(process.env.VIGIL_BENCH_ROUNDS ?? 3);
 const PGBENCH_SECONDS = Number(process.env.VIGIL_BENCH_SECONDS ?? 10);
@@ -76,6 +76,9 @@ interface Endpoint {
   ssl: boolean;
   vigil?: VigilProcess;
   dataDir?: string;
+  /** The hub's REST API and its admin token (to see the session recorded). */
+  api?: string;
+  adminToken?: string;
 }
 
 /** libpq settings in the environment, so no password is ever on a command line. */
@@ -184,7 +187,18 @@ async function startVigil(
   const admin = readFileSync(join(dataDir, "admin.token"), "utf8").trim();
   const hub = { api: `http://127.0.0.1:${apiPort}` } as HubHandle;
   const token = await createToken(hub, admin, "bench-agent", ["agents"]);
-  return { key, host: "127.0.0.1", port: pgPort, user: CONNECTION, password: token, ssl: true, vigil, dataDir };
+  return {
+    key,
+    host: "127.0.0.1",
+    port: pgPort,
+    user: CONNECTION,
+    password: token,
+    ssl: true,
+    vigil,
+    dataDir,
+    api: hub.api,
+    adminToken: admin,
+  };
 }
 
 /** Proves the path does what it claims before it is timed: policy refuses, masks apply, recording writes. */
@@ -197,7 +211,6 @@ async function checkPolicyIsLive(e: Endpoint): Promise<void> {
       (err: { code?: string }) => err.code,
     );
     if (refused !== "42501") throw new Error(`${e.key}: TRUNCATE was not refused (${refused})`);
-    if (recordingBytes(e.dataDir!) === 0) throw new Error(`${e.key}: nothing was recorded`);
     if (e.key === "team") {
       const { rows } = await c.query<{ c3: string }>("SELECT c3 FROM wide WHERE c1 = 1");
       if (rows[0]?.c3 === "c4ca4238a0b923820dcc509a6f75849b") throw new Error("team: c3 is not masked");
@@ -207,6 +220,15 @@ async function checkPolicyIsLive(e: Endpoint): Promise<void> {
     }
   } finally {
     await c.end();
+  }
+  // `vigil up` stores recordings in its embedded ClickHouse: the ended session must be searchable there.
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const found = await api(e.api!, `/api/v1/sessions?connection=${CONNECTION}`, e.adminToken);
+    const sessions = (found.body.sessions ?? []) as unknown[];
+    if (found.status === 200 && sessions.length > 0) break;
+    if (Date.now() > deadline) throw new Error(`${e.key}: nothing was recorded (${found.status})`);
+    await sleep(250);
   }
 }
 
@@ -498,10 +520,12 @@ async function treeState(): Promise<string> {
   );
 }
 
-function recordingBytes(dataDir: string): number {
-  const dir = join(dataDir, "recordings");
-  if (!existsSync(dir)) return 0;
-  return readdirSync(dir).reduce((n, f) => n + statSync(join(dir, f)).size, 0);
+/** Bytes under a vigil's data dir: its embedded recording store, after the rounds. */
+function dataBytes(path: string): number {
+  if (!existsSync(path)) return 0;
+  const st = statSync(path);
+  if (!st.isDirectory()) return st.size;
+  return readdirSync(path).reduce((n, f) => n + dataBytes(join(path, f)), 0);
 }
 
 export async function run(): Promise<BenchResult> {
@@ -546,7 +570,7 @@ export async function run(): Promise<BenchResult> {
           "(hub and relay in one process; their tunnel is an in-memory call carrying the same signed frames): TLS " +
           "from the client to the hub (sslmode=require, the token as password), then the relay's engine parses " +
           "every statement (libpg-query, analyses cached per text and per integer-literal shape), evaluates policy, applies masks, and " +
-          "records commands and results (NDJSON, digest and a 5-row sample per result) to its data dir. " +
+          "records commands and results (digest and a 5-row sample per result) into its embedded store (chDB, in its data dir). " +
           "PostgreSQL, pgbench/psql and Vigil share the 2 vCPUs.",
         `Team policy: connect for group agents, deny drop_table / truncate / delete without WHERE, mask column c3 ` +
           "live. Default: policies/default.yaml as shipped (its detectors scan every text value, apply: both) plus " +
@@ -565,8 +589,8 @@ export async function run(): Promise<BenchResult> {
         runNotes(teamLabel, d, team),
         runNotes(defaultLabel, d, dflt),
         ...SPEED_NOTES,
-        `Recordings written: team ${(recordingBytes(vigils[0]!.dataDir!) / 1e6).toFixed(1)} MB, default ` +
-          `${(recordingBytes(vigils[1]!.dataDir!) / 1e6).toFixed(1)} MB. ${tree}.`,
+        `Data dir (embedded recording store) after the rounds: team ${(dataBytes(vigils[0]!.dataDir!) / 1e6).toFixed(1)} MB, ` +
+          `default ${(dataBytes(vigils[1]!.dataDir!) / 1e6).toFixed(1)} MB. ${tree}.`,
         `Load average ${loadAtStart.toFixed(1)} at the start, ${loadAtEnd.toFixed(1)} at the end: this 2-vCPU VM is ` +
           "shared with other jobs and swings ±50% between runs, direct included; compare ratios within one run." +
           (CPU_PROFILE_DIR ? " CPU profiler ON for the vigil processes: their numbers are lower than without." : ""),
