@@ -48,9 +48,6 @@ USER 10001:10001
 # REST API, gRPC (relays and `vigil connect`), and the protocol front doors: postgres, ssh, http.
 EXPOSE 8080 8010 15432 2222 8443
 
-# A larger young generation: the data path allocates per message, and fewer scavenges cost less CPU
-# per statement (docs/benchmarks.md, PostgreSQL). bin/vigil.js's own first line sets the same.
-ENV NODE_OPTIONS="--max-semi-space-size=64"
 # Node is PID 1 and handles SIGTERM itself: a hub closes, a relay drains (relay.drainTimeoutMs, default 30 s).
 ENTRYPOINT ["node", "bin/vigil.js"]
 CMD ["up", "--config", "vigil.yaml"]

@@ -175,9 +175,7 @@ async function startVigil(
   // Node refuses --cpu-prof in NODE_OPTIONS: the flags go on the command line, one directory per process
   // because each thread (tsx's loader runs in one) writes its own profile.
   const profile = CPU_PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${join(CPU_PROFILE_DIR, key)}`] : [];
-  // The flags bin/vigil.js's first line gives `vigil` (and `npm start`, and the container image).
-  const flags = ["--max-semi-space-size=64"];
-  const child = spawn(process.execPath, [...flags, ...profile, join(REPO, "bin/vigil.js"), "up", "--config", config], {
+  const child = spawn(process.execPath, [...profile, join(REPO, "bin/vigil.js"), "up", "--config", config], {
     cwd: REPO,
     env: { ...process.env, VIGIL_TOKEN: undefined, VIGIL_HUB: undefined },
     stdio: ["ignore", "pipe", "pipe"],
