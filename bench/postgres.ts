@@ -247,9 +247,10 @@ const SPEED_NOTES = [
     "(normal priority again once 40k events wait, until it is under 10k; docs/recording.md), so they use " +
     "the CPU the data path leaves: paired runs (two vigil up against one PostgreSQL, alternating) gave " +
     "1632 → 3430 tps simple and 1621 → 2533 prepared. This stores a burst a little later; it does not " +
-    "store it with less CPU. Also: vigil starts with --max-semi-space-size=64 (fewer scavenges; lower CPU " +
-    "per transaction in six paired runs of six), and a column masked by redaction gets its placeholder " +
-    "without decoding the value (once per row of the 1M-row select).",
+    "store it with less CPU. Also: a RowDescription the target repeats is decoded once per session, with " +
+    "its row maskers, and a column masked by redaction gets its placeholder without decoding the value " +
+    "(once per row of the 1M-row select). --max-semi-space-size=64 lowered vigil's CPU per transaction in " +
+    "six paired runs of six but more than doubled its resident memory (VmHWM ~200 → 465 MiB): not adopted.",
   "What is left (perf and V8 CPU profiles of the vigil process under pgbench -S, and CPU per thread from " +
     "/proc): on the main thread, socket writes and reads with TLS are about a fifth of its CPU (a write to " +
     "loopback also runs the receiver's TCP path and wakes it), the recording about a third (protobuf " +
