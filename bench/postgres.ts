@@ -250,7 +250,8 @@ const SPEED_NOTES = [
     "store it with less CPU. Also: a RowDescription the target repeats is decoded once per session, with " +
     "its row maskers, and a column masked by redaction gets its placeholder without decoding the value " +
     "(once per row of the 1M-row select). --max-semi-space-size=64 lowered vigil's CPU per transaction in " +
-    "six paired runs of six but more than doubled its resident memory (VmHWM ~200 → 465 MiB): not adopted.",
+    "six paired runs of six, but a full run of this benchmark with it did not differ from the run above " +
+    "beyond the spread: not adopted.",
   "What is left (perf and V8 CPU profiles of the vigil process under pgbench -S, and CPU per thread from " +
     "/proc): on the main thread, socket writes and reads with TLS are about a fifth of its CPU (a write to " +
     "loopback also runs the receiver's TCP path and wakes it), the recording about a third (protobuf " +
