@@ -22,7 +22,7 @@ import pg from "pg";
 import type { BenchResult, BenchRow } from "./run.js";
 import { createToken, type HubHandle } from "../test/support/mesh.js";
 import { freePort, run as runCommand, startPostgres, type PostgresHandle } from "../test/support/services.js";
-import { REPO, VigilProcess, Workdir } from "../test/support/vigil.js";
+import { api, REPO, sleep, VigilProcess, Workdir } from "../test/support/vigil.js";
 
 const ROUNDS = Number(process.env.VIGIL_BENCH_ROUNDS ?? 3);
 const PGBENCH_SECONDS = Number(process.env.VIGIL_BENCH_SECONDS ?? 10);
@@ -76,6 +76,9 @@ interface Endpoint {
   ssl: boolean;
   vigil?: VigilProcess;
   dataDir?: string;
+  /** The hub's REST API and its admin token (to see the session recorded). */
+  api?: string;
+  adminToken?: string;
 }
 
 /** libpq settings in the environment, so no password is ever on a command line. */
@@ -182,7 +185,18 @@ async function startVigil(
   const admin = readFileSync(join(dataDir, "admin.token"), "utf8").trim();
   const hub = { api: `http://127.0.0.1:${apiPort}` } as HubHandle;
   const token = await createToken(hub, admin, "bench-agent", ["agents"]);
-  return { key, host: "127.0.0.1", port: pgPort, user: CONNECTION, password: token, ssl: true, vigil, dataDir };
+  return {
+    key,
+    host: "127.0.0.1",
+    port: pgPort,
+    user: CONNECTION,
+    password: token,
+    ssl: true,
+    vigil,
+    dataDir,
+    api: hub.api,
+    adminToken: admin,
+  };
 }
 
 /** Proves the path does what it claims before it is timed: policy refuses, masks apply, recording writes. */
@@ -195,7 +209,6 @@ async function checkPolicyIsLive(e: Endpoint): Promise<void> {
       (err: { code?: string }) => err.code,
     );
     if (refused !== "42501") throw new Error(`${e.key}: TRUNCATE was not refused (${refused})`);
-    if (recordingBytes(e.dataDir!) === 0) throw new Error(`${e.key}: nothing was recorded`);
     if (e.key === "team") {
       const { rows } = await c.query<{ c3: string }>("SELECT c3 FROM wide WHERE c1 = 1");
       if (rows[0]?.c3 === "c4ca4238a0b923820dcc509a6f75849b") throw new Error("team: c3 is not masked");
@@ -205,6 +218,15 @@ async function checkPolicyIsLive(e: Endpoint): Promise<void> {
     }
   } finally {
     await c.end();
+  }
+  // `vigil up` stores recordings in its embedded ClickHouse: the ended session must be searchable there.
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const found = await api(e.api!, `/api/v1/sessions?connection=${CONNECTION}`, e.adminToken);
+    const sessions = (found.body.sessions ?? []) as unknown[];
+    if (found.status === 200 && sessions.length > 0) break;
+    if (Date.now() > deadline) throw new Error(`${e.key}: nothing was recorded (${found.status})`);
+    await sleep(250);
   }
 }
 
@@ -218,14 +240,26 @@ const SPEED_NOTES = [
     "a batch, and has one flush timer for all sessions; one-row results are digested in one call; masking " +
     "judges each cell inside the DataRow with a one-pass byte precheck (start characters, anchor pairs, " +
     "digit-group shapes) and decodes only cells that might match.",
-  "What is left (CPU profiles and perf of the vigil process under pgbench -S): the relay spends 90–160 µs of " +
-    "CPU per transaction (the low end on a quiet machine; see every run above), about a quarter of it kernel " +
-    "time in the four socket calls a TLS-terminating proxy makes " +
-    "per statement (client read and write, target write and read, each waking another process on the shared " +
-    "2 vCPUs), ~15% the recording (protobuf encode and SHA-256 for the chain, proto3 JSON for the file), and " +
-    "the rest TLS, streams and the engine, none above a few percent. PostgreSQL and pgbench together spend " +
-    "about as much per transaction as the relay does, so the throughput targets (0.5×, 0.6×) would need the " +
-    "whole relay path at roughly PostgreSQL's own cost per statement. The 1M-row select costs the relay " +
+  "Since commit ba6b438 (0.25× / 0.17×, +6.1 ms p99, 1M rows 1.54×): a per-thread CPU count of the vigil " +
+    "process under pgbench -S showed chDB's own threads (merges, insert pipelines) using 100–150 µs per " +
+    "transaction, about as much as the data path on the main thread, at the same priority as the data path, " +
+    "PostgreSQL and pgbench. Under `vigil up` they now run at nice 10 while the recording queue is short " +
+    "(normal priority again once 40k events wait, until it is under 10k; docs/recording.md), so they use " +
+    "the CPU the data path leaves: paired runs (two vigil up against one PostgreSQL, alternating) gave " +
+    "1632 → 3430 tps simple and 1621 → 2533 prepared. This stores a burst a little later; it does not " +
+    "store it with less CPU. Also: a RowDescription the target repeats is decoded once per session, with " +
+    "its row maskers, and a column masked by redaction gets its placeholder without decoding the value " +
+    "(once per row of the 1M-row select). --max-semi-space-size=64 lowered vigil's CPU per transaction in " +
+    "six paired runs of six, but a full run of this benchmark with it did not differ from the run above " +
+    "beyond the spread: not adopted.",
+  "What is left (perf and V8 CPU profiles of the vigil process under pgbench -S, and CPU per thread from " +
+    "/proc): on the main thread, socket writes and reads with TLS are about a fifth of its CPU (a write to " +
+    "loopback also runs the receiver's TCP path and wakes it), the recording about a third (protobuf " +
+    "encode and SHA-256 for the chain, then the local sink's proto3 JSON rows for chDB), and streams, the " +
+    "in-memory tunnel and the engine the rest, none above a few percent; chDB's threads cost 100–150 µs " +
+    "per transaction on top (two events per transaction: command and result), deferred but not removed " +
+    "by the priority change. The throughput targets (0.5×, 0.6×) would need the whole relay path, " +
+    "recording included, at roughly PostgreSQL's own cost per statement. The 1M-row select costs the relay " +
     "~2–5 µs of CPU per row (shown per run above: DataRow framing, the row digest, masking, TLS), CPU the " +
     "2 vCPUs must find next to PostgreSQL's and psql's, so its ratio moves with the machine's load more than " +
     "any other number here; p99 is dominated by scheduling on the loaded VM (direct p99 itself moves between " +
@@ -486,10 +520,12 @@ async function treeState(): Promise<string> {
   );
 }
 
-function recordingBytes(dataDir: string): number {
-  const dir = join(dataDir, "recordings");
-  if (!existsSync(dir)) return 0;
-  return readdirSync(dir).reduce((n, f) => n + statSync(join(dir, f)).size, 0);
+/** Bytes under a vigil's data dir: its embedded recording store, after the rounds. */
+function dataBytes(path: string): number {
+  if (!existsSync(path)) return 0;
+  const st = statSync(path);
+  if (!st.isDirectory()) return st.size;
+  return readdirSync(path).reduce((n, f) => n + dataBytes(join(path, f)), 0);
 }
 
 export async function run(): Promise<BenchResult> {
@@ -534,7 +570,7 @@ export async function run(): Promise<BenchResult> {
           "(hub and relay in one process; their tunnel is an in-memory call carrying the same signed frames): TLS " +
           "from the client to the hub (sslmode=require, the token as password), then the relay's engine parses " +
           "every statement (libpg-query, analyses cached per text and per integer-literal shape), evaluates policy, applies masks, and " +
-          "records commands and results (NDJSON, digest and a 5-row sample per result) to its data dir. " +
+          "records commands and results (digest and a 5-row sample per result) into its embedded store (chDB, in its data dir). " +
           "PostgreSQL, pgbench/psql and Vigil share the 2 vCPUs.",
         `Team policy: connect for group agents, deny drop_table / truncate / delete without WHERE, mask column c3 ` +
           "live. Default: policies/default.yaml as shipped (its detectors scan every text value, apply: both) plus " +
@@ -553,8 +589,8 @@ export async function run(): Promise<BenchResult> {
         runNotes(teamLabel, d, team),
         runNotes(defaultLabel, d, dflt),
         ...SPEED_NOTES,
-        `Recordings written: team ${(recordingBytes(vigils[0]!.dataDir!) / 1e6).toFixed(1)} MB, default ` +
-          `${(recordingBytes(vigils[1]!.dataDir!) / 1e6).toFixed(1)} MB. ${tree}.`,
+        `Data dir (embedded recording store) after the rounds: team ${(dataBytes(vigils[0]!.dataDir!) / 1e6).toFixed(1)} MB, ` +
+          `default ${(dataBytes(vigils[1]!.dataDir!) / 1e6).toFixed(1)} MB. ${tree}.`,
         `Load average ${loadAtStart.toFixed(1)} at the start, ${loadAtEnd.toFixed(1)} at the end: this 2-vCPU VM is ` +
           "shared with other jobs and swings ±50% between runs, direct included; compare ratios within one run." +
           (CPU_PROFILE_DIR ? " CPU profiler ON for the vigil processes: their numbers are lower than without." : ""),

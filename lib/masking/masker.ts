@@ -44,6 +44,8 @@ export interface Masker {
   columnRule(table: string | undefined, column: string): boolean;
   /** The replacement for a value of a column that columnRule said is masked whole. */
   maskWhole(value: string): string;
+  /** Set when maskWhole's answer does not depend on the value (redaction), so hot paths need not decode it. */
+  readonly wholeConstant?: string;
   /** Column rule → whole replacement; else detectors; undefined = unchanged. */
   maskValue(table: string | undefined, column: string, value: string): string | undefined;
   /** Field rules by key path, detectors on string leaves (and keys); the same object when nothing changed. */
@@ -129,6 +131,7 @@ export function compileMasker(spec: MaskSpec, detectors: readonly Detector[] = D
       }
     },
     columnRule: (table, column) => (hasColumnRules ? columnRule(table, column) : false),
+    ...(replacer.wholeConstant === undefined ? {} : { wholeConstant: replacer.wholeConstant }),
     maskWhole(value) {
       try {
         return replacer.whole(value);

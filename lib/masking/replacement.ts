@@ -15,6 +15,8 @@ export interface Replacer {
   whole(value: string): string;
   /** Replacement for a whole JSON value (any type) hit by a field rule; null stays null. */
   wholeJson(value: unknown): unknown;
+  /** Set when `whole` answers this for every value (redaction): callers may skip decoding the value. */
+  wholeConstant?: string;
 }
 
 // Generated once per process, so hashes join across all maskers (and sessions) of one relay, but
@@ -67,6 +69,7 @@ export function compileReplacer(
         match: (d) => `[masked:${d.name}]`,
         whole: () => WHOLE_REDACTION,
         wholeJson: (v) => (v === null ? v : WHOLE_REDACTION),
+        wholeConstant: WHOLE_REDACTION,
       };
   }
 }

@@ -1,6 +1,7 @@
 import type { RecordingEvent } from "../../../lib/recording/chain.js";
 import { VigilError } from "../../../lib/errors.js";
 import type { Logger } from "../../../lib/log.js";
+import { engineKeepsUp, watchEngineThreads } from "../../../storage/engine-threads.js";
 import type { RecordingStore } from "../../../storage/recordings.js";
 import type { EventSink } from "../../../relay-agent/src/recording/recorder.js";
 import type { LiveFeed } from "./live.js";
@@ -10,6 +11,12 @@ const BATCH_MS = 20;
 const BATCH_EVENTS = 10_000;
 /** Events held while the store refuses inserts; beyond this the relay stops taking sessions. */
 const MAX_QUEUED = 200_000;
+/**
+ * Queued events beyond which the embedded store stops yielding the CPU to the data path (its
+ * threads back at normal priority), well below MAX_QUEUED; it yields again once caught up.
+ */
+const BEHIND_EVENTS = 40_000;
+const CAUGHT_UP_EVENTS = 10_000;
 const RETRY_MS = 1_000;
 const CLOSE_WAIT_MS = 10_000;
 
@@ -29,12 +36,16 @@ export class LocalSink implements EventSink {
   private waiters: { upTo: number; resolve: () => void }[] = [];
   private failing = false;
   private closed = false;
+  private behind = false;
 
   constructor(
     private readonly store: () => Promise<RecordingStore>,
     private readonly live: LiveFeed,
     private readonly log: Logger,
-  ) {}
+  ) {
+    // The data path of this process goes first while the store keeps up (storage/engine-threads.ts).
+    watchEngineThreads();
+  }
 
   async ready(): Promise<void> {
     if (!this.ok()) throw new VigilError("recording_unavailable", "the recording store is not taking events");
@@ -100,6 +111,8 @@ export class LocalSink implements EventSink {
     await run;
     this.inserting = undefined;
     this.waiters = this.waiters.filter((w) => (w.upTo <= this.stored ? (w.resolve(), false) : true));
+    this.behind = this.queue.length >= (this.behind ? CAUGHT_UP_EVENTS : BEHIND_EVENTS);
+    engineKeepsUp(!this.behind);
     if (this.queue.length > 0) this.kick(this.failing ? RETRY_MS : 0);
   }
 }

@@ -45,6 +45,21 @@ describe("RowMasker on DataRows", () => {
     assert.equal(values[4], null);
   });
 
+  it("computes a whole replacement from each value when it depends on the value (partial), also in jsonb", () => {
+    const partial = compileMasker({ detectors: [], columns: ["email", "doc"], fields: [], replacement: "partial" });
+    const m = new RowMasker(partial, [field("email", 25, 0), field("doc", 3802, 1)], () => undefined, false);
+    const out = m.maskRow(dataRow([Buffer.from("bob@example.com"), Buffer.from('\x01"x"')]).subarray(5));
+    const values = decodeDataRow(out!.subarray(5));
+    assert.equal(values[0]!.toString(), "***@example.com");
+    assert.deepEqual(values[1], Buffer.from("\x01[masked]"), "jsonb keeps its version byte");
+    const redact = compileMasker({ detectors: [], columns: ["email", "doc"], fields: [] });
+    const r = new RowMasker(redact, [field("email", 25, 0), field("doc", 3802, 1)], () => undefined, false);
+    const redacted = decodeDataRow(
+      r.maskRow(dataRow([Buffer.from("b@x.io"), Buffer.from('\x01"x"')]).subarray(5))!.subarray(5),
+    );
+    assert.deepEqual(redacted, [Buffer.from("[masked]"), Buffer.from("\x01[masked]")]);
+  });
+
   it("returns undefined (forward as is) when nothing matched", () => {
     const clean = new RowMasker(masker, [field("note", 25, 0)], () => undefined, true);
     assert.equal(clean.maskRow(dataRow([Buffer.from("nothing here")]).subarray(5)), undefined);

@@ -27,6 +27,8 @@ const JSONB = 3802;
 export class RowMasker {
   private readonly actions: Action[];
   readonly active: boolean;
+  /** The bytes of a whole-value replacement that is the same for every value (not for jsonb in binary). */
+  private readonly constant: Buffer | undefined;
 
   constructor(
     private readonly masker: Masker,
@@ -42,6 +44,8 @@ export class RowMasker {
       return scan && textual ? Action.Scan : Action.Keep;
     });
     this.active = this.actions.some((a) => a !== Action.Keep);
+    const binaryJsonb = fields.some((f) => f.format === 1 && f.typeOid === JSONB);
+    this.constant = masker.wholeConstant === undefined || binaryJsonb ? undefined : utf8(masker.wholeConstant);
   }
 
   /**
@@ -71,6 +75,13 @@ export class RowMasker {
       const action = i < actions.length ? actions[i]! : Action.Keep;
       // Most scanned values hold nothing a detector could match: judged in place, no view made.
       if (action === Action.Keep || (action === Action.Scan && !masker.mayMatch(body, pos, to))) {
+        pos = to;
+        continue;
+      }
+      if (action === Action.Whole && this.constant) {
+        // Redaction does not depend on the value: no view of it, no decoding.
+        (edits ??= []).push({ from, to, value: this.constant });
+        grow += this.constant.length - len;
         pos = to;
         continue;
       }
@@ -119,6 +130,14 @@ export class RowMasker {
     if (!masked) return v;
     return jsonbPrefix ? Buffer.concat([jsonbPrefix, masked]) : masked;
   }
+}
+
+/** Whole-value placeholders are few constants: encoded once each, not once per result set. */
+const placeholders = new Map<string, Buffer>();
+function utf8(text: string): Buffer {
+  let bytes = placeholders.get(text);
+  if (!bytes) placeholders.set(text, (bytes = Buffer.from(text, "utf8")));
+  return bytes;
 }
 
 /** Maskers by mask targets: policies produce few distinct plans, and compiling one is not free. */

@@ -20,6 +20,7 @@ import {
 import { PgProtocolError } from "../../../../lib/pgwire/errors.js";
 import { FrontendReader, serializeDescribe, type FrontendMessage } from "../../../../lib/pgwire/frontend.js";
 import { Decision as RecordedDecision, type Result, type Value } from "../../../../proto/gen/vigil/v1/recording.js";
+import type { Masker } from "../../../../lib/masking/index.js";
 import type { SessionRecording } from "../../recording/recorder.js";
 import type { SessionContext } from "../engine.js";
 import { MaskerCache, RowMasker } from "./row-masker.js";
@@ -64,6 +65,14 @@ type Pending =
   | { kind: "describe"; target: "S" | "P"; statement?: Statement; portal?: Portal; internal?: boolean }
   | { kind: "inject"; bytes: () => Buffer };
 
+/** A RowDescription as received, its fields, and the row maskers built for them (per masker). */
+interface Described {
+  body: Buffer;
+  fields: RowField[];
+  columns: string[];
+  maskers: Map<Masker, RowMasker>;
+}
+
 interface Statement {
   text: string;
   command: SqlCommand;
@@ -101,6 +110,8 @@ export class PgSession {
   private lookingUp = false;
   private deferred: { code: number; raw: Buffer; body: Buffer } | undefined;
   private tableRulesOf: { policy: PreparedPolicy; qualified: boolean } | undefined;
+  /** The last RowDescription and what was built from it: a session mostly repeats a few statements. */
+  private described: Described | undefined;
   /** Target-bound bytes gathered while one client chunk is processed: one write per chunk. */
   private toTarget: Buffer[] = [];
   private toClient: Buffer[] = [];
@@ -528,7 +539,7 @@ export class PgSession {
         return;
       }
       case B.RowDescription: {
-        const fields = decodeRowDescription(body);
+        const fields = this.describeRows(body);
         if (head?.kind === "describe") {
           if (head.statement) head.statement.fields = fields;
           if (head.portal) head.portal.fields = fields;
@@ -598,14 +609,38 @@ export class PgSession {
       head.result = { rows: 0, digest: new RowDigest() };
       return;
     }
-    const result: ResultState = { rows: 0, columns: fields.map((f) => f.name), digest: new RowDigest() };
+    const known = this.described?.fields === fields ? this.described : undefined;
+    const result: ResultState = {
+      rows: 0,
+      columns: known?.columns ?? fields.map((f) => f.name),
+      digest: new RowDigest(),
+    };
     if (masks) {
       const live = this.maskers.get(masks.live);
       const record = this.maskers.get(masks.record);
-      if (live) result.live = new RowMasker(live, fields, this.tableOf, masks.live.detectors.length > 0);
-      if (record) result.record = new RowMasker(record, fields, this.tableOf, masks.record.detectors.length > 0);
+      if (live) result.live = this.rowMasker(known, live, fields, masks.live.detectors.length > 0);
+      if (record) result.record = this.rowMasker(known, record, fields, masks.record.detectors.length > 0);
     }
     head.result = result;
+  }
+
+  /** Decode a RowDescription, or reuse the last decoding when the target sent the same bytes again. */
+  private describeRows(body: Buffer): RowField[] {
+    const last = this.described;
+    if (last && last.body.equals(body)) return last.fields;
+    const fields = decodeRowDescription(body);
+    // A copy: body is a view into a received chunk.
+    this.described = { body: Buffer.from(body), fields, columns: fields.map((f) => f.name), maskers: new Map() };
+    return fields;
+  }
+
+  /** A masker's plan for these columns; the same columns and masker need it worked out once. */
+  private rowMasker(known: Described | undefined, masker: Masker, fields: RowField[], scan: boolean): RowMasker {
+    const cached = known?.maskers.get(masker);
+    if (cached) return cached;
+    const made = new RowMasker(masker, fields, this.tableOf, scan);
+    known?.maskers.set(masker, made);
+    return made;
   }
 
   private onRow(result: ResultState, raw: Buffer, body: Buffer): Buffer {
