@@ -2,7 +2,7 @@ import ssh2 from "ssh2";
 import type { Client as SshClient, ClientChannel, ParsedKey } from "ssh2";
 import { parseHostPort } from "../../../../lib/address.js";
 import { VigilError } from "../../../../lib/errors.js";
-import { SSH_CIPHERS } from "../../../../lib/ssh/ciphers.js";
+import { SSH_CLIENT_CIPHERS } from "../../../../lib/ssh/ciphers.js";
 import type { SshCredentials } from "./credentials.js";
 
 const { Client } = ssh2;
@@ -43,7 +43,7 @@ export function connectTarget(address: string, creds: SshCredentials): Promise<S
       ...(creds.privateKey ? { privateKey: creds.privateKey } : { password: creds.password }),
       readyTimeout: CONNECT_TIMEOUT_MS,
       keepaliveInterval: 15_000,
-      algorithms: { cipher: SSH_CIPHERS },
+      algorithms: { cipher: SSH_CLIENT_CIPHERS },
       hostVerifier: (key: Buffer) => {
         if (!pinned) return true;
         hostKeyMismatch = !pinned.getPublicSSH().equals(key);
