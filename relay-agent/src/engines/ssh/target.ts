@@ -1,7 +1,9 @@
+import { connect } from "node:net";
 import ssh2 from "ssh2";
 import type { Client as SshClient, ClientChannel, ParsedKey } from "ssh2";
 import { parseHostPort } from "../../../../lib/address.js";
 import { VigilError } from "../../../../lib/errors.js";
+import { batchWritesPerTick } from "../../../../lib/ssh/batch-writes.js";
 import { SSH_CLIENT_CIPHERS } from "../../../../lib/ssh/ciphers.js";
 import type { SshCredentials } from "./credentials.js";
 
@@ -37,8 +39,8 @@ export function connectTarget(address: string, creds: SshCredentials): Promise<S
       }
     });
     client.connect({
-      host,
-      port,
+      // Our own socket, so that the packets of one tick leave in one write.
+      sock: batchWritesPerTick(connect({ host, port })),
       username: creds.user,
       ...(creds.privateKey ? { privateKey: creds.privateKey } : { password: creds.password }),
       readyTimeout: CONNECT_TIMEOUT_MS,
