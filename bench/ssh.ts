@@ -8,8 +8,8 @@ import { cpus, loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
 import type { BenchResult, BenchRow } from "./run.js";
 import { createToken, startHubProcess, startRelayProcess, waitForRelay, type HubHandle } from "../test/support/mesh.js";
-import { run as runCommand, startSshd, type SshdHandle } from "../test/support/services.js";
-import { Workdir, type VigilProcess } from "../test/support/vigil.js";
+import { freePort, run as runCommand, startSshd, type SshdHandle } from "../test/support/services.js";
+import { spawnVigil, Workdir, type VigilProcess } from "../test/support/vigil.js";
 
 const FILE_BYTES = Number(process.env.VIGIL_BENCH_MIB ?? 256) * 1024 * 1024;
 const KEYS = Number(process.env.VIGIL_BENCH_KEYS ?? 400);
@@ -38,6 +38,41 @@ interface Path {
 async function check(what: string, p: Promise<{ code: number | null; stderr: string }>): Promise<void> {
   const r = await p;
   if (r.code !== 0) throw new Error(`${what} failed (${r.code}): ${r.stderr.slice(-500)}`);
+}
+
+/** The target as a relay connection: the relay logs in with the test key, pinning the host key. */
+const webConnection = (sshd: SshdHandle) => ({
+  name: "web-1",
+  type: "ssh",
+  target: `127.0.0.1:${sshd.port}`,
+  credentials: { user: sshd.user, privateKeyFile: sshd.clientKeyPath, hostKey: sshd.hostPublicKey },
+});
+
+/** `vigil up`: hub and relay in one process (the tunnel between them in memory), the bench policy. */
+async function startVigilUp(
+  dir: Workdir,
+  sshd: SshdHandle,
+): Promise<{ proc: VigilProcess; sshPort: number; token: string }> {
+  const [api, grpc, ssh] = [await freePort(), await freePort(), await freePort()];
+  writeFileSync(dir.file("up-policy.yaml"), POLICY);
+  const dataDir = dir.file("up-data");
+  const config = dir.writeConfig("up.yaml", {
+    listen: {
+      api: `127.0.0.1:${api}`,
+      grpc: `127.0.0.1:${grpc}`,
+      postgres: `127.0.0.1:${await freePort()}`,
+      ssh: `127.0.0.1:${ssh}`,
+    },
+    storage: { embedded: { path: dataDir } },
+    policies: [dir.file("up-policy.yaml")],
+    log: { level: "warn" },
+    relay: { hub: `127.0.0.1:${grpc}`, connections: [webConnection(sshd)] },
+  });
+  const proc = spawnVigil("vigil up", ["up", "--config", config]);
+  await proc.waitFor(/Connect:/, 60_000);
+  const admin = readFileSync(`${dataDir}/admin.token`, "utf8").trim();
+  const token = await createToken({ api: `http://127.0.0.1:${api}` } as HubHandle, admin, "bench-agent", ["agents"]);
+  return { proc, sshPort: ssh, token };
 }
 
 /** Seconds for scp of the file up (sftp protocol, OpenSSH's default) and back down. */
@@ -123,81 +158,96 @@ function vigilPath(dir: Workdir, sshd: SshdHandle, sshPort: number, token: strin
   };
 }
 
+type Layout = "apart" | "up";
+const LAYOUTS: { key: Layout; label: string }[] = [
+  { key: "apart", label: "hub, relay apart" },
+  { key: "up", label: "vigil up (hub+relay one process)" },
+];
+
 export async function run(): Promise<BenchResult> {
   const loadAtStart = loadavg()[0] ?? 0;
   const dir = new Workdir();
   const sshd = await startSshd();
   let hub: HubHandle | undefined;
   let relay: VigilProcess | undefined;
+  let up: VigilProcess | undefined;
   try {
     hub = await startHubProcess(dir, { policy: POLICY, env: { VIGIL_LOG_LEVEL: "warn" } });
-    relay = startRelayProcess(dir, {
-      id: "bench-ssh",
-      hub: hub.grpc,
-      connections: [
-        {
-          name: "web-1",
-          type: "ssh",
-          target: `127.0.0.1:${sshd.port}`,
-          credentials: { user: sshd.user, privateKeyFile: sshd.clientKeyPath, hostKey: sshd.hostPublicKey },
-        },
-      ],
-    });
+    relay = startRelayProcess(dir, { id: "bench-ssh", hub: hub.grpc, connections: [webConnection(sshd)] });
     await waitForRelay(hub, "bench-ssh");
     const token = await createToken(hub, hub.adminToken, "bench-agent", ["agents"]);
+    const vigilUp = await startVigilUp(dir, sshd);
+    up = vigilUp.proc;
     const direct = directPath(dir, sshd);
-    const vigil = vigilPath(dir, sshd, hub.sshPort, token);
-    // Before timing: the path judges commands (rm -rf / is refused with 126).
-    const refused = await runCommand("ssh", [...vigil.options, vigil.destination, "rm", "-rf", "/"], {
-      env: vigil.env,
-    });
-    if (refused.code !== 126) throw new Error(`rm -rf / through Vigil exited ${refused.code}: ${refused.stderr}`);
+    const paths: Record<Layout, Path> = {
+      apart: vigilPath(dir, sshd, hub.sshPort, token),
+      up: vigilPath(dir, sshd, vigilUp.sshPort, vigilUp.token),
+    };
+    // Before timing: each path judges commands (rm -rf / is refused with 126).
+    for (const layout of LAYOUTS) {
+      const vigil = paths[layout.key];
+      const refused = await runCommand("ssh", [...vigil.options, vigil.destination, "rm", "-rf", "/"], {
+        env: vigil.env,
+      });
+      if (refused.code !== 126) {
+        throw new Error(`rm -rf / through ${layout.label} exited ${refused.code}: ${refused.stderr}`);
+      }
+    }
 
     const source = dir.file("source.bin");
     await check("make the file", runCommand("sh", ["-c", `head -c ${FILE_BYTES} /dev/urandom > ${source}`]));
-    console.error("ssh bench: scp direct, then through Vigil");
-    const rounds: { direct: { up: number; down: number }; vigil: { up: number; down: number } }[] = [];
-    const cpuBefore = [cpuSeconds(hub.proc.pid), cpuSeconds(relay.pid)];
+    console.error("ssh bench: scp direct and through both layouts, in turns");
+    type Times = { up: number; down: number };
+    const rounds: { direct: Times; apart: Times; up: Times }[] = [];
+    const roundLoads: number[] = [];
+    const procs = { hub: hub.proc.pid, relay: relay.pid, up: up.pid };
+    const cpu = { hub: 0, relay: 0, up: 0 };
     for (let i = 0; i < ROUNDS; i++) {
-      // Who goes first alternates, so a burst of load elsewhere does not always hit the same side.
-      const first = i % 2 === 0 ? direct : vigil;
-      const a = await scpTimes(dir, first, source, `r${i}a`);
-      const b = await scpTimes(dir, first === direct ? vigil : direct, source, `r${i}b`);
-      rounds.push(first === direct ? { direct: a, vigil: b } : { direct: b, vigil: a });
+      // Who goes first rotates, so a burst of load elsewhere does not always hit the same side.
+      const order = (["direct", "apart", "up"] as const).map((_, k, all) => all[(k + i) % all.length]!);
+      const round: Partial<Record<"direct" | Layout, Times>> = {};
+      for (const side of order) {
+        const before = { hub: cpuSeconds(procs.hub), relay: cpuSeconds(procs.relay), up: cpuSeconds(procs.up) };
+        round[side] = await scpTimes(dir, side === "direct" ? direct : paths[side], source, `r${i}${side}`);
+        if (side === "apart") {
+          cpu.hub += cpuSeconds(procs.hub) - before.hub;
+          cpu.relay += cpuSeconds(procs.relay) - before.relay;
+        } else if (side === "up") cpu.up += cpuSeconds(procs.up) - before.up;
+      }
+      rounds.push(round as { direct: Times; apart: Times; up: Times });
+      roundLoads.push(loadavg()[0] ?? 0);
     }
-    // Per transfer (one up or one down), what the hub and the relay spent.
-    const [hubCpu, relayCpu] = [cpuSeconds(hub.proc.pid), cpuSeconds(relay.pid)].map(
-      (c, i) => (c - cpuBefore[i]!) / (2 * ROUNDS),
-    );
+    // Per transfer (one up or one down), what the processes spent.
+    const perTransfer = (c: number) => c / (2 * ROUNDS);
     const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
-    const scpDirect = { up: median(rounds.map((r) => r.direct.up)), down: median(rounds.map((r) => r.direct.down)) };
-    const scpVigil = { up: median(rounds.map((r) => r.vigil.up)), down: median(rounds.map((r) => r.vigil.down)) };
-    console.error("ssh bench: keystroke echo direct, then through Vigil");
+    const medians = (side: "direct" | Layout): Times => ({
+      up: median(rounds.map((r) => r[side].up)),
+      down: median(rounds.map((r) => r[side].down)),
+    });
+    const scpDirect = medians("direct");
+    console.error("ssh bench: keystroke echo direct, then through Vigil (hub, relay apart)");
     const latDirect = await echoLatencies(direct);
-    const latVigil = await echoLatencies(vigil);
+    const latVigil = await echoLatencies(paths.apart);
 
+    const mib = FILE_BYTES / 1024 / 1024;
     const mb = FILE_BYTES / 1e6;
     const rate = (s: number) => mb / s;
     const added = pct(latVigil, 50) - pct(latDirect, 50);
+    const scpRows = (layout: { key: Layout; label: string }): BenchRow[] => {
+      const v = medians(layout.key);
+      const row = (what: "upload" | "download", d: number, x: number): BenchRow => ({
+        metric: `${layout.label}: scp ${what} ${mib} MiB`,
+        direct: rate(d),
+        vigil: rate(x),
+        unit: "MB/s",
+        ratio: d / x,
+        better: "higher",
+        target: `≥ 0.6× direct: ${d / x >= 0.6 ? "met" : "missed"}`,
+      });
+      return [row("upload", scpDirect.up, v.up), row("download", scpDirect.down, v.down)];
+    };
     const rows: BenchRow[] = [
-      {
-        metric: `scp upload ${FILE_BYTES / 1024 / 1024} MiB`,
-        direct: rate(scpDirect.up),
-        vigil: rate(scpVigil.up),
-        unit: "MB/s",
-        ratio: scpDirect.up / scpVigil.up,
-        better: "higher",
-        target: `≥ 0.6× direct: ${scpDirect.up / scpVigil.up >= 0.6 ? "met" : "missed"}`,
-      },
-      {
-        metric: `scp download ${FILE_BYTES / 1024 / 1024} MiB`,
-        direct: rate(scpDirect.down),
-        vigil: rate(scpVigil.down),
-        unit: "MB/s",
-        ratio: scpDirect.down / scpVigil.down,
-        better: "higher",
-        target: `≥ 0.6× direct: ${scpDirect.down / scpVigil.down >= 0.6 ? "met" : "missed"}`,
-      },
+      ...LAYOUTS.flatMap(scpRows),
       {
         metric: "keystroke echo p50, interactive bash",
         direct: pct(latDirect, 50),
@@ -216,6 +266,8 @@ export async function run(): Promise<BenchResult> {
         better: "lower",
       },
     ];
+    const perRound = (side: "direct" | Layout) =>
+      rounds.map((r) => `${rate(r[side].up).toFixed(0)}/${rate(r[side].down).toFixed(0)}`).join(", ");
     return {
       name: "ssh",
       title: "SSH: ssh -J → hub jump host → relay ssh engine → sshd",
@@ -224,14 +276,15 @@ export async function run(): Promise<BenchResult> {
       command: "npm run bench -- ssh",
       rows,
       notes: [
-        "Direct = OpenSSH 9.2 (ssh, scp) to a local sshd with a key. Through Vigil = the same tools with `-J` to the hub's jump host (token by SSH_ASKPASS), a `vigil hub` and a `vigil relay` process, whose ssh engine terminates the client's SSH (its own host key), judges every command and records the session (NDJSON in its data dir), and logs in to the same sshd with its own key. Three SSH encryptions on the way instead of one (client↔hub, client↔relay inside it, relay↔sshd), all on the same 2 vCPUs as the tools and sshd.",
-        `scp: a ${FILE_BYTES / 1024 / 1024} MiB random file, up (scp's default SFTP protocol, so every packet passes the relay's sftp inspector) and back down, wall time including connection set-up; the file is checked (SHA-256) after each round trip. ${ROUNDS} rounds, direct and Vigil back to back (alternating who goes first); medians shown. Every round, MB/s up/down direct | Vigil: ${rounds.map((r) => `${rate(r.direct.up).toFixed(0)}/${rate(r.direct.down).toFixed(0)} | ${rate(r.vigil.up).toFixed(0)}/${rate(r.vigil.down).toFixed(0)}`).join("; ")}.`,
-        `CPU per ${FILE_BYTES / 1024 / 1024} MiB transfer (average over all rounds): hub ${hubCpu!.toFixed(2)} s, relay ${relayCpu!.toFixed(2)} s (ssh2's ciphers and packet handling in JS; the relay also inspects sftp and records). On a shared 2-vCPU box the ratio follows total CPU more than any one process: direct is one encryption and one decryption in C, through Vigil three of each, three of the six in Node.`,
-        `Echo: python3 on a real pty types ${KEYS} keys one at a time (after ${WARMUP_KEYS} warm-up keys) into bash and times until each key's echo is read back; through Vigil every key also passes the relay's line tracker and the terminal output its recorder.`,
+        "Direct = OpenSSH 9.2 (ssh, scp) to a local sshd with a key. Through Vigil = the same tools with `-J` to the hub's jump host (token by SSH_ASKPASS); the relay's ssh engine terminates the client's SSH (its own host key), judges every command and records the session (NDJSON in its data dir), and logs in to the same sshd with its own key. Two layouts: a `vigil hub` and a `vigil relay` process (a gRPC tunnel between them), and `vigil up` (both in one process, the tunnel in memory). Three SSH encryptions on the way instead of one (client↔hub, client↔relay inside it, relay↔sshd), all on the same 2 vCPUs as the tools and sshd.",
+        `scp: a ${mib} MiB random file, up (scp's default SFTP protocol, so every packet passes the relay's sftp inspector) and back down, wall time including connection set-up; the file is checked (SHA-256) after each round trip. ${ROUNDS} rounds of direct and both layouts back to back (who goes first rotates); medians shown. Every round, MB/s up/down: direct ${perRound("direct")}; apart ${perRound("apart")}; vigil up ${perRound("up")}; load average after each round ${roundLoads.map((l) => l.toFixed(1)).join(", ")}. Under heavy load the apart layout falls further behind than vigil up: scp keeps at most 64 requests of 32 KiB in flight and each waits for its answer through every process on the way, so (most likely) a scheduler delay at any of the five idles the pipe, and vigil up has one process fewer.`,
+        `Ciphers as negotiated by default: the OpenSSH client picks chacha20-poly1305 for its two legs (and direct); the relay picks aes128-gcm to the sshd (AES instructions here). CPU per ${mib} MiB transfer (average over all rounds): hub ${perTransfer(cpu.hub).toFixed(2)} s + relay ${perTransfer(cpu.relay).toFixed(2)} s apart, ${perTransfer(cpu.up).toFixed(2)} s for vigil up (ssh2's packet handling in JS, ciphers in its native binding; the relay also inspects sftp and records). On a shared 2-vCPU box the ratio follows total CPU more than any one process: direct is one encryption and one decryption, through Vigil three of each, three of the six in Node.`,
+        `Echo (hub, relay apart): python3 on a real pty types ${KEYS} keys one at a time (after ${WARMUP_KEYS} warm-up keys) into bash and times until each key's echo is read back; through Vigil every key also passes the relay's line tracker and the terminal output its recorder.`,
         `Load average ${loadAtStart.toFixed(1)} at the start, ${(loadavg()[0] ?? 0).toFixed(1)} at the end: this 2-vCPU VM is shared with other jobs and swings ±50% between runs; compare ratios within one run.`,
       ],
     };
   } finally {
+    await up?.stop();
     await relay?.stop();
     await hub?.proc.stop();
     await sshd.stop();

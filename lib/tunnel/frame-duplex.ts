@@ -25,6 +25,14 @@ export class FrameDuplex extends Duplex {
   private readClosed = false;
   private writeClosed = false;
   private callDone = false;
+  /** Data written but not yet sent: one frame per tick (see queue). */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private flushQueued = false;
+  /** The call asked us to wait (write returned false) and has not drained yet. */
+  private callFull = false;
+  /** The write callback held back until the call drains. */
+  private waiting: ((error?: Error | null) => void) | undefined;
 
   constructor(
     private readonly call: FrameCall,
@@ -77,23 +85,67 @@ export class FrameDuplex extends Duplex {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    // gRPC refuses messages over 4 MiB by default: a big write (a 64 MiB DataRow) goes as several frames.
-    let ok = true;
-    for (let at = 0; at < chunk.length; at += MAX_FRAME_BYTES) {
-      ok = this.call.write(
-        dataFrame(chunk.length <= MAX_FRAME_BYTES ? chunk : chunk.subarray(at, at + MAX_FRAME_BYTES)),
-      );
-    }
-    if (ok) callback();
-    else this.call.once("drain", () => callback());
+    this.queue(chunk);
+    this.afterQueue(callback);
   }
 
   override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
-    // Coalesce small writes queued behind a full call into one frame.
-    this._write(Buffer.concat(chunks.map((c) => c.chunk)), "binary", callback);
+    for (const { chunk } of chunks) this.queue(chunk);
+    this.afterQueue(callback);
+  }
+
+  /**
+   * Writes are gathered and sent as one data frame when the current tick's work is done (or at
+   * MAX_FRAME_BYTES): a relayed SSH connection writes one chunk per 32 KiB packet, and a gRPC
+   * message per packet cost more CPU than the bytes. Nothing waits for a timer: what one event's
+   * handlers wrote leaves together, right after them.
+   */
+  private queue(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    if (this.pendingBytes >= MAX_FRAME_BYTES) this.flush();
+    else if (!this.flushQueued) {
+      this.flushQueued = true;
+      process.nextTick(() => this.flush());
+    }
+  }
+
+  /** The write is taken: done now, or once the call drains when it asked the writer to wait. */
+  private afterQueue(callback: (error?: Error | null) => void): void {
+    if (!this.callFull) return callback();
+    this.waiting = callback;
+  }
+
+  private flush(): void {
+    this.flushQueued = false;
+    if (this.pending.length === 0 || this.callDone) return;
+    const chunks = this.pending;
+    const total = this.pendingBytes;
+    this.pending = [];
+    this.pendingBytes = 0;
+    let ok = true;
+    // gRPC refuses messages over 4 MiB by default: a big write (a 64 MiB DataRow) goes as several frames.
+    if (total <= MAX_FRAME_BYTES)
+      ok = this.call.write(dataFrame(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total)));
+    else {
+      const all = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
+      for (let at = 0; at < total; at += MAX_FRAME_BYTES)
+        ok = this.call.write(dataFrame(all.subarray(at, at + MAX_FRAME_BYTES)));
+    }
+    if (!ok && !this.callFull) {
+      this.callFull = true;
+      this.call.once("drain", () => {
+        this.callFull = false;
+        const callback = this.waiting;
+        this.waiting = undefined;
+        callback?.();
+      });
+    }
   }
 
   override _final(callback: (error?: Error | null) => void): void {
+    this.flush();
     this.call.write(HALF_CLOSE);
     this.writeClosed = true;
     this.maybeEndCall();
@@ -102,6 +154,7 @@ export class FrameDuplex extends Duplex {
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     if (!this.callDone) {
+      this.flush();
       this.callDone = true;
       const code = error instanceof VigilError ? error.code : "internal";
       this.call.write(errorFrame(code, error?.message ?? "tunnel closed"));

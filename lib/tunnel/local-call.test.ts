@@ -90,6 +90,34 @@ describe("in-process tunnel call pair", () => {
     assert.ok(all.subarray(6).every((c) => c === 0x58));
   });
 
+  it("sends what one tick wrote as one data frame, and holds the writer while the call is full", async () => {
+    const [hubEnd, relayEnd] = localCallPair();
+    const hub = new FrameDuplex(hubEnd, { lostCode: "relay_lost", peer: "relay" });
+    const frames: string[] = [];
+    relayEnd.on("data", (f: TunnelFrame) => frames.push(bytesOf(f)));
+    hub.write(Buffer.from("a"));
+    hub.write(Buffer.from("b"));
+    hub.write(Buffer.from("c"));
+    await tick();
+    assert.deepEqual(frames, ["abc"]);
+
+    // The reader stops: the write that fills its window completes only on the drain, and the next waits behind it.
+    relayEnd.pause();
+    frames.length = 0;
+    let done = 0;
+    const chunk = Buffer.alloc(LOCAL_WINDOW_BYTES, "y");
+    hub.write(chunk, () => done++);
+    await tick();
+    hub.write(Buffer.from("z"), () => done++);
+    await tick();
+    assert.equal(done, 0, "writes wait while the call is full");
+    relayEnd.resume();
+    await tick();
+    await tick();
+    assert.equal(done, 2);
+    assert.equal(frames.join("").length, LOCAL_WINDOW_BYTES + 1);
+  });
+
   it("turns a destroyed end into a coded error on the other", async () => {
     const [hubEnd, relayEnd] = localCallPair();
     const hub = new FrameDuplex(hubEnd, { lostCode: "relay_lost", peer: "relay" });

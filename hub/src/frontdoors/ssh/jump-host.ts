@@ -4,7 +4,8 @@ import type { AuthContext, Connection, ServerChannel, TcpipRequestInfo } from "s
 import { formatHostPort, parseHostPort } from "../../../../lib/address.js";
 import { VigilError } from "../../../../lib/errors.js";
 import type { Logger } from "../../../../lib/log.js";
-import { SSH_CIPHERS } from "../../../../lib/ssh/ciphers.js";
+import { batchWritesPerTick } from "../../../../lib/ssh/batch-writes.js";
+import { SSH_SERVER_CIPHERS } from "../../../../lib/ssh/ciphers.js";
 import type { SshHostKey } from "../../../../lib/ssh/host-key.js";
 import { FrameDuplex } from "../../../../lib/tunnel/frame-duplex.js";
 import type { Authenticator, Identity } from "../../identity/identity.js";
@@ -41,7 +42,7 @@ type LoginMethod = "password" | "keyboard-interactive" | "publickey";
  */
 export async function startSshJumpHost(listen: string, deps: SshJumpHostDeps): Promise<SshJumpHost> {
   const ssh = new Server(
-    { hostKeys: [deps.hostKey.privateKey], algorithms: { cipher: SSH_CIPHERS }, ident: "Vigil" },
+    { hostKeys: [deps.hostKey.privateKey], algorithms: { cipher: SSH_SERVER_CIPHERS }, ident: "Vigil" },
     (conn, info) => serveClient(conn, `${info.ip}:${info.port}`, deps),
   );
   // Our own listener, to turn Nagle off: a keystroke's echo must not wait for the next packet.
@@ -49,7 +50,7 @@ export async function startSshJumpHost(listen: string, deps: SshJumpHostDeps): P
   const server = createServer({ noDelay: true }, (socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
-    ssh.injectSocket(socket);
+    ssh.injectSocket(batchWritesPerTick(socket));
   });
   const { host, port } = parseHostPort(listen);
   await new Promise<void>((resolve, reject) => {

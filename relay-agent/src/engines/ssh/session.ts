@@ -6,7 +6,7 @@ import type { SessionContext } from "../engine.js";
 import { SessionChannel } from "./channel.js";
 import { Forwarding } from "./forwarding.js";
 import { CommandJudge } from "./judge.js";
-import { SSH_CIPHERS } from "../../../../lib/ssh/ciphers.js";
+import { SSH_SERVER_CIPHERS } from "../../../../lib/ssh/ciphers.js";
 
 const { Server } = ssh2;
 
@@ -31,7 +31,11 @@ export class SshSession {
 
   serve(tunnel: Duplex): Promise<void> {
     return new Promise<void>((resolve) => {
-      const server = new Server({ hostKeys: [this.hostKey], algorithms: { cipher: SSH_CIPHERS }, ident: "Vigil" });
+      const server = new Server({
+        hostKeys: [this.hostKey],
+        algorithms: { cipher: SSH_SERVER_CIPHERS },
+        ident: "Vigil",
+      });
       server.on("connection", (conn: Connection) => {
         conn.on("authentication", (auth) => {
           if (this.loginUser === undefined) {

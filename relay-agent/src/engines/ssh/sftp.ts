@@ -24,11 +24,11 @@ interface OpenFile {
 }
 
 /**
- * One sftp subsystem channel between the client and the target. Bytes pass unchanged (bodies as
- * slices of the chunks they came in: a 100 MiB upload is never copied here); opens, removes,
- * renames, mkdir/rmdir, setstat and links are judged first (a refused one is answered with
- * SSH_FX_PERMISSION_DENIED and never reaches the target) and recorded as `sftp` commands; each
- * file's bytes written or read go into its result when it is closed.
+ * One sftp subsystem channel between the client and the target. Bytes pass unchanged (each chunk
+ * the client sent goes on as one write, copied only to join it back where a packet head was read
+ * out of it); opens, removes, renames, mkdir/rmdir, setstat and links are judged first (a refused
+ * one is answered with SSH_FX_PERMISSION_DENIED and never reaches the target) and recorded as
+ * `sftp` commands; each file's bytes written or read go into its result when it is closed.
  */
 export class SftpInspector {
   private readonly up = new PacketScanner((head) => (isJudged(head) ? "hold" : this.watchUp(head)));
@@ -113,8 +113,10 @@ export class SftpInspector {
   }
 
   private send(list: Buffer[]): void {
-    let ok = true;
-    for (const b of list) ok = this.target.write(b);
+    if (list.length === 0) return;
+    // One write: every write to the channel is at least one SSH packet, and a chunk cut at packet
+    // heads (the tail of one WRITE, the next head, the start of its data) would go as three.
+    const ok = this.target.write(list.length === 1 ? list[0]! : Buffer.concat(list));
     if (!ok) {
       this.client.pause();
       this.target.once("drain", () => this.judging || this.client.resume());

@@ -1,8 +1,10 @@
+import { connect } from "node:net";
 import ssh2 from "ssh2";
 import type { Client as SshClient, ClientChannel, ParsedKey } from "ssh2";
 import { parseHostPort } from "../../../../lib/address.js";
 import { VigilError } from "../../../../lib/errors.js";
-import { SSH_CIPHERS } from "../../../../lib/ssh/ciphers.js";
+import { batchWritesPerTick } from "../../../../lib/ssh/batch-writes.js";
+import { SSH_CLIENT_CIPHERS } from "../../../../lib/ssh/ciphers.js";
 import type { SshCredentials } from "./credentials.js";
 
 const { Client } = ssh2;
@@ -37,13 +39,13 @@ export function connectTarget(address: string, creds: SshCredentials): Promise<S
       }
     });
     client.connect({
-      host,
-      port,
+      // Our own socket, so that the packets of one tick leave in one write.
+      sock: batchWritesPerTick(connect({ host, port })),
       username: creds.user,
       ...(creds.privateKey ? { privateKey: creds.privateKey } : { password: creds.password }),
       readyTimeout: CONNECT_TIMEOUT_MS,
       keepaliveInterval: 15_000,
-      algorithms: { cipher: SSH_CIPHERS },
+      algorithms: { cipher: SSH_CLIENT_CIPHERS },
       hostVerifier: (key: Buffer) => {
         if (!pinned) return true;
         hostKeyMismatch = !pinned.getPublicSSH().equals(key);

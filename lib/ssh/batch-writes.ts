@@ -1,0 +1,25 @@
+import type { Socket } from "node:net";
+
+/**
+ * Gather what is written to `socket` during one tick into one writev. ssh2 writes every SSH packet
+ * (32 KiB at most) to its socket as it is encrypted, one syscall and one TCP segment each; when a
+ * tunnel frame or a socket read brings several packets at once, they now leave together, right
+ * after the handlers that wrote them (no timer, so an interactive keystroke waits for nothing).
+ */
+export function batchWritesPerTick<S extends Socket>(socket: S): S {
+  const write = socket.write;
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    socket.uncork();
+  };
+  socket.write = function (this: S, ...args: Parameters<Socket["write"]>) {
+    if (!corked) {
+      corked = true;
+      socket.cork();
+      process.nextTick(uncork);
+    }
+    return write.apply(this, args);
+  } as Socket["write"];
+  return socket;
+}
