@@ -1,4 +1,5 @@
 // `npm run bench -- <name…>`: run benchmarks, write bench/results/<name>.json, regenerate docs/benchmarks.md.
+// `npm run bench -- --render`: regenerate docs/benchmarks.md only.
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -38,7 +39,9 @@ const benches: Record<string, () => Promise<BenchResult>> = {
   "recording-store": async () => (await import("./recording-store.js")).run(),
 };
 
-const names = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(benches);
+// `--render` only regenerates docs/benchmarks.md from the stored results (after merging branches).
+const args = process.argv.slice(2);
+const names = args.includes("--render") ? [] : args.length ? args : Object.keys(benches);
 for (const name of names) {
   const bench = benches[name];
   if (!bench) {
