@@ -65,6 +65,11 @@ class ChdbExecutor implements Executor {
     );
   }
 
+  async insertLines(table: string, columns: readonly string[], lines: Uint8Array): Promise<void> {
+    if (lines.length === 0) return;
+    await this.track(this.session.insert({ table, values: lines, format: "JSONCompactEachRow", columns }));
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

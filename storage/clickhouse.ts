@@ -1,3 +1,5 @@
+import { Readable } from "node:stream";
+import { finished } from "node:stream/promises";
 import { createClient, type ClickHouseClient } from "@clickhouse/client";
 import { insertColumns, type Executor } from "./executor.js";
 
@@ -49,6 +51,18 @@ class ClickHouseExecutor implements Executor {
       format: "JSONEachRow",
       columns: [first, ...rest],
     });
+  }
+
+  async insertLines(table: string, columns: readonly string[], lines: Uint8Array): Promise<void> {
+    if (lines.length === 0) return;
+    // The client's insert() wants objects for JSON formats; exec() sends the payload as it is.
+    // Table and column names come from the store's code, never from values.
+    const result = await this.client.exec({
+      query: `INSERT INTO ${table} (${columns.join(", ")}) FORMAT JSONCompactEachRow`,
+      values: Readable.from([lines]),
+    });
+    // The answer to an INSERT is empty; reading it to the end keeps the connection reusable.
+    await finished(result.stream.resume());
   }
 
   close(): Promise<void> {

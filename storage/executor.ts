@@ -16,6 +16,11 @@ export interface Executor {
    * columns, from which DEFAULT columns are computed (so the column list is always sent).
    */
   insert(table: string, rows: readonly Record<string, unknown>[]): Promise<void>;
+  /**
+   * Insert rows already serialized as JSONCompactEachRow: one JSON array a line, holding the values
+   * of `columns` in that order. The hot path (ingest), which builds each line once.
+   */
+  insertLines(table: string, columns: readonly string[], lines: Uint8Array): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -184,6 +184,39 @@ function storeTests(title: string, open: () => Promise<{ db: Executor; cleanup: 
         assert.equal(await count(db, "events"), events.length * 2);
       });
 
+      it("a first delivery stores without the lookup, each event once, whatever its characters", async () => {
+        // Words in three scripts, and one command of ~1.5 MB: the insert payload grows past its
+        // first buffer, and line boundaries hold for multi-byte characters.
+        const id = "s-first-delivery";
+        const fresh = recordSession(
+          {
+            ...spec,
+            id,
+            user: "zoë",
+            commands: [
+              "SELECT * FROM façade WHERE straße = 'größe' /* 請求書 😀 */",
+              `SELECT '${"é".repeat(500_000)}'`,
+            ],
+          },
+          key.privateKey,
+        );
+        // A re-publish after JetStream's duplicate window: the same event twice in one first delivery.
+        const batch = [...fresh, fresh[1]!];
+        assert.deepEqual(await store.insertEvents(batch, { mayBeStored: false }), {
+          inserted: fresh.length,
+          skipped: 1,
+        });
+        assert.deepEqual(await store.verifySession(id, key.publicRaw), { ok: true, events: fresh.length });
+        const hits = await store.searchEvents({ q: "größe", user: "zoë" });
+        assert.deepEqual(
+          hits.events.map((h) => [h.sessionId, h.seq]),
+          [[id, 1]],
+        );
+        // Redelivered, it is looked up and skipped.
+        assert.deepEqual(await store.insertEvents(fresh), { inserted: 0, skipped: fresh.length });
+        await db.exec("ALTER TABLE events DELETE WHERE session_id = {id:String} SETTINGS mutations_sync = 2", { id });
+      });
+
       it("an altered body fails verification at that event", async () => {
         const seq = 3; // DROP TABLE invoices
         await db.exec(
