@@ -50,20 +50,23 @@ export type DerivedColumns = {
 };
 
 export function deriveColumns(body: EventBody): DerivedColumns {
-  const derived: DerivedColumns = { type: typeName(body.$case), command: 0, decision: "", rule: "", kinds: [] };
+  const type = (TYPE_NAMES[body.$case] ??= typeName(body.$case));
   switch (body.$case) {
     case "command": {
       const c = body.value;
-      return { ...derived, command: c.command, decision: decisionName(c.decision), rule: c.rule, kinds: c.kinds };
+      return { type, command: c.command, decision: decisionName(c.decision), rule: c.rule, kinds: c.kinds };
     }
     case "result":
     case "output":
     case "approval":
-      return { ...derived, command: body.value.command };
+      return { type, command: body.value.command, decision: "", rule: "", kinds: [] };
     default:
-      return derived;
+      return { type, command: 0, decision: "", rule: "", kinds: [] };
   }
 }
+
+/** `typeName` of each body type, computed once: every stored event needs one. */
+const TYPE_NAMES: Partial<Record<EventBody["$case"], string>> = {};
 
 export function eventToRow(event: RecordingEvent): EventRow {
   if (!event.body) throw new Error(`event ${event.sessionId}/${event.seq} has no body`);
