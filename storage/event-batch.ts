@@ -2,7 +2,7 @@ import type { RecordingEvent } from "../proto/gen/vigil/v1/recording.js";
 import { eventLine } from "./rows.js";
 import { SessionRows, type SessionRow } from "./session-rows.js";
 
-/** The first payload buffer; it doubles as needed (a 20,000-event batch is ~9 MB). */
+/** The first payload buffer; it grows fourfold as needed (a 20,000-event batch is ~9 MB). */
 const INITIAL_BYTES = 1 << 20;
 
 /**
@@ -85,7 +85,7 @@ export class EventBatch {
     // A UTF-16 code unit takes at most 3 bytes in UTF-8.
     const need = this.bytes + line.length * 3;
     if (need > this.payload.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(need, this.payload.length * 2));
+      const bigger = Buffer.allocUnsafe(Math.max(need, this.payload.length * 4));
       this.payload.copy(bigger, 0, 0, this.bytes);
       this.payload = bigger;
     }

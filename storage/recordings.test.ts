@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { verifyChain } from "../lib/recording/chain.js";
+import { bodyToJson, verifyChain } from "../lib/recording/chain.js";
 import { generateKey } from "../lib/keys.js";
 import type { RecordingEvent } from "../proto/gen/vigil/v1/recording.js";
 import { openChdb } from "./chdb.js";
@@ -207,6 +207,15 @@ function storeTests(title: string, open: () => Promise<{ db: Executor; cleanup: 
           skipped: 1,
         });
         assert.deepEqual(await store.verifySession(id, key.publicRaw), { ok: true, events: fresh.length });
+        // Each body is stored as the exact text of bodyToJson.
+        const bodies = await db.query<{ body: string }>(
+          "SELECT body FROM events WHERE session_id = {id:String} ORDER BY seq",
+          { id },
+        );
+        assert.deepEqual(
+          bodies.map((r) => r.body),
+          fresh.map((e) => bodyToJson(e.body!)),
+        );
         const hits = await store.searchEvents({ q: "größe", user: "zoë" });
         assert.deepEqual(
           hits.events.map((h) => [h.sessionId, h.seq]),

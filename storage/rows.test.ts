@@ -55,9 +55,13 @@ describe("storage rows", () => {
       assert.ok(line.endsWith("]\n") && !line.slice(0, -1).includes("\n"), "one line");
       const values = JSON.parse(line) as unknown[];
       assert.deepEqual(
-        values.map((v, i) => (EVENT_LINE_COLUMNS[i] === "time_us" ? String(v) : v)),
+        values.map((v, i) =>
+          EVENT_LINE_COLUMNS[i] === "time_us" ? String(v) : EVENT_LINE_COLUMNS[i] === "body" ? JSON.stringify(v) : v,
+        ),
         EVENT_LINE_COLUMNS.map((c) => row[c]),
       );
+      // The body's exact text, as an object: ClickHouse stores that text.
+      assert.ok(line.includes(`,${row.body},`));
     }
   });
 
