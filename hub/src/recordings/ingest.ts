@@ -5,6 +5,7 @@ import {
   jetstreamManager,
   type Consumer,
   type JetStreamClient,
+  type JetStreamManager,
   type JsMsg,
 } from "@nats-io/jetstream";
 import { headers, type NatsConnection } from "@nats-io/transport-node";
@@ -79,11 +80,7 @@ export class Ingest {
     await ensureRecordingStreams(jsm);
     try {
       const info = await jsm.consumers.info(RECORDING_STREAM, INGEST_CONSUMER);
-      // Consumers made by older versions allowed fewer messages in flight than a batch being
-      // inserted plus the next one being prepared.
-      if ((info.config.max_ack_pending ?? 0) < MAX_ACK_PENDING) {
-        await jsm.consumers.update(RECORDING_STREAM, INGEST_CONSUMER, { max_ack_pending: MAX_ACK_PENDING });
-      }
+      if ((info.config.max_ack_pending ?? 0) < MAX_ACK_PENDING) await this.raiseAckPending(jsm);
     } catch (err) {
       if (!/consumer not found/i.test((err as Error).message)) throw err;
       await jsm.consumers
@@ -104,6 +101,19 @@ export class Ingest {
     this.lagTimer.unref();
     void this.measureLag(consumer);
     this.log.info({ stream: RECORDING_STREAM, consumer: INGEST_CONSUMER }, "ingest started");
+  }
+
+  /**
+   * Consumers made by older versions allowed fewer messages in flight than a batch being inserted
+   * plus the next one being gathered. Ingest works without the raise, only with less overlap, so a
+   * refusal (e.g. a NATS user not allowed to update consumers) is a warning.
+   */
+  private async raiseAckPending(jsm: JetStreamManager): Promise<void> {
+    try {
+      await jsm.consumers.update(RECORDING_STREAM, INGEST_CONSUMER, { max_ack_pending: MAX_ACK_PENDING });
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, "could not raise the ingest consumer's max_ack_pending");
+    }
   }
 
   async stop(): Promise<void> {
