@@ -1,7 +1,7 @@
 // Ingest throughput: a backlog of recorded events on JetStream, stored into ClickHouse (chDB) by the
 // ingest worker, batched and acked after each insert. Measures the sustained drain rate.
 // Alone: `node --import tsx bench/recording-ingest.ts` (writes bench/results/recording-ingest.json).
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -97,10 +97,15 @@ export async function runIngestBench(): Promise<BenchResult> {
     const executor = await openChdb(join(dir, "clickhouse"));
     const store = await RecordingStore.open(executor, { retentionDays: 0 });
     const ingest = new Ingest(nc, async () => store, log);
+    const natsCpu0 = processCpuSeconds(natsServerPid());
+    const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     await ingest.start();
     while (ingest.status.stored < EVENTS) await new Promise((r) => setTimeout(r, 20));
     const seconds = (performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    const workerCpu = (cpu.user + cpu.system) / 1e6;
+    const natsCpu = processCpuSeconds(natsServerPid()) - natsCpu0;
     await ingest.stop();
     const [row] = await executor.query<{ n: string }>("SELECT count() AS n FROM events");
     await executor.close();
@@ -124,8 +129,9 @@ export async function runIngestBench(): Promise<BenchResult> {
         },
       ],
       notes: [
-        `${EVENTS} events (${EVENTS / PER_SESSION} sessions) waiting on the stream, then one ingest worker: durable pull consumer, batches of up to 5000, insert into chDB (skip check for redelivery), ack after the insert. ${seconds.toFixed(2)} s.`,
+        `${EVENTS} events (${EVENTS / PER_SESSION} sessions) waiting on the stream, then one ingest worker: durable pull consumer, batches of up to 20,000 (the next one read while one is inserted), insert into chDB (stored events looked up only in batches with a redelivered message), ack after the insert. ${seconds.toFixed(2)} s.`,
         `nats-server, chDB and the worker share this machine's CPUs; load average at the start ${loadAtStart.toFixed(1)}.`,
+        `CPU during the drain: worker process (JS and chDB's threads) ${workerCpu.toFixed(1)} s, nats-server ${natsCpu.toFixed(1)} s: ${((1e6 * (workerCpu + natsCpu)) / EVENTS).toFixed(0)} µs of CPU per event, so ${(EVENTS / ((workerCpu + natsCpu) / cpus().length) / 1000).toFixed(0)}k events/s at most with all ${cpus().length} CPUs free for it.`,
       ],
     };
   } finally {
@@ -133,6 +139,29 @@ export async function runIngestBench(): Promise<BenchResult> {
     await nats.stop();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** The nats-server this process started (startNats does not say its pid). */
+function natsServerPid(): number | undefined {
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (stat.includes("(nats-server)") && Number(fields[1]) === process.pid) return Number(entry);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return undefined;
+}
+
+/** User + system CPU of a process, from /proc (NaN when unknown). */
+function processCpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 export const run = runIngestBench;

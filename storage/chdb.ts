@@ -1,6 +1,6 @@
 import { mkdirSync } from "node:fs";
 import { VigilError } from "../lib/errors.js";
-import { insertColumns, toJsonEachRow, type Executor } from "./executor.js";
+import { insertColumns, JSON_OBJECTS_AS_STRINGS, toJsonEachRow, type Executor } from "./executor.js";
 
 type Chdb = typeof import("chdb");
 type ChdbSession = InstanceType<Chdb["Session"]>;
@@ -61,6 +61,19 @@ class ChdbExecutor implements Executor {
         values: Buffer.from(toJsonEachRow(rows)),
         format: "JSONEachRow",
         columns: insertColumns(rows),
+      }),
+    );
+  }
+
+  async insertLines(table: string, columns: readonly string[], lines: Uint8Array): Promise<void> {
+    if (lines.length === 0) return;
+    await this.track(
+      this.session.insert({
+        table,
+        values: lines,
+        format: "JSONCompactEachRow",
+        columns,
+        settings: JSON_OBJECTS_AS_STRINGS,
       }),
     );
   }

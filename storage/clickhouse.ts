@@ -1,5 +1,7 @@
+import { Readable } from "node:stream";
+import { finished } from "node:stream/promises";
 import { createClient, type ClickHouseClient } from "@clickhouse/client";
-import { insertColumns, type Executor } from "./executor.js";
+import { insertColumns, JSON_OBJECTS_AS_STRINGS, type Executor } from "./executor.js";
 
 export interface ClickHouseOptions {
   /** HTTP(S) endpoint, e.g. `http://clickhouse:8123`; user and password may be in the URL. */
@@ -49,6 +51,19 @@ class ClickHouseExecutor implements Executor {
       format: "JSONEachRow",
       columns: [first, ...rest],
     });
+  }
+
+  async insertLines(table: string, columns: readonly string[], lines: Uint8Array): Promise<void> {
+    if (lines.length === 0) return;
+    // The client's insert() wants objects for JSON formats; exec() sends the payload as it is.
+    // Table and column names come from the store's code, never from values.
+    const result = await this.client.exec({
+      query: `INSERT INTO ${table} (${columns.join(", ")}) FORMAT JSONCompactEachRow`,
+      values: Readable.from([lines]),
+      clickhouse_settings: JSON_OBJECTS_AS_STRINGS,
+    });
+    // The answer to an INSERT is empty; reading it to the end keeps the connection reusable.
+    await finished(result.stream.resume());
   }
 
   close(): Promise<void> {

@@ -16,8 +16,17 @@ export interface Executor {
    * columns, from which DEFAULT columns are computed (so the column list is always sent).
    */
   insert(table: string, rows: readonly Record<string, unknown>[]): Promise<void>;
+  /**
+   * Insert rows already serialized as JSONCompactEachRow: one JSON array a line, holding the values
+   * of `columns` in that order. The hot path (ingest), which builds each line once. A JSON object
+   * given for a String column is stored as its exact text (`JSON_OBJECTS_AS_STRINGS`).
+   */
+  insertLines(table: string, columns: readonly string[], lines: Uint8Array): Promise<void>;
   close(): Promise<void>;
 }
+
+/** The settings of every `insertLines`: a JSON object for a String column is stored as its text. */
+export const JSON_OBJECTS_AS_STRINGS = { input_format_json_read_objects_as_strings: 1 } as const;
 
 /** Rows as one JSONEachRow payload: one JSON object a line. */
 export function toJsonEachRow(rows: readonly Record<string, unknown>[]): string {

@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { verifyChain } from "../lib/recording/chain.js";
+import { bodyToJson, verifyChain } from "../lib/recording/chain.js";
 import { generateKey } from "../lib/keys.js";
 import type { RecordingEvent } from "../proto/gen/vigil/v1/recording.js";
 import { openChdb } from "./chdb.js";
@@ -182,6 +182,48 @@ function storeTests(title: string, open: () => Promise<{ db: Executor; cleanup: 
         assert.equal(hits.events.filter((h) => h.sessionId === spec.id).length, 3);
         await db.exec("OPTIMIZE TABLE events FINAL");
         assert.equal(await count(db, "events"), events.length * 2);
+      });
+
+      it("a first delivery stores without the lookup, each event once, whatever its characters", async () => {
+        // Words in three scripts, and one command of ~1.5 MB: the insert payload grows past its
+        // first buffer, and line boundaries hold for multi-byte characters.
+        const id = "s-first-delivery";
+        const fresh = recordSession(
+          {
+            ...spec,
+            id,
+            user: "zoë",
+            commands: [
+              "SELECT * FROM façade WHERE straße = 'größe' /* 請求書 😀 */",
+              `SELECT '${"é".repeat(500_000)}'`,
+            ],
+          },
+          key.privateKey,
+        );
+        // A re-publish after JetStream's duplicate window: the same event twice in one first delivery.
+        const batch = [...fresh, fresh[1]!];
+        assert.deepEqual(await store.insertEvents(batch, { mayBeStored: false }), {
+          inserted: fresh.length,
+          skipped: 1,
+        });
+        assert.deepEqual(await store.verifySession(id, key.publicRaw), { ok: true, events: fresh.length });
+        // Each body is stored as the exact text of bodyToJson.
+        const bodies = await db.query<{ body: string }>(
+          "SELECT body FROM events WHERE session_id = {id:String} ORDER BY seq",
+          { id },
+        );
+        assert.deepEqual(
+          bodies.map((r) => r.body),
+          fresh.map((e) => bodyToJson(e.body!)),
+        );
+        const hits = await store.searchEvents({ q: "größe", user: "zoë" });
+        assert.deepEqual(
+          hits.events.map((h) => [h.sessionId, h.seq]),
+          [[id, 1]],
+        );
+        // Redelivered, it is looked up and skipped.
+        assert.deepEqual(await store.insertEvents(fresh), { inserted: 0, skipped: fresh.length });
+        await db.exec("ALTER TABLE events DELETE WHERE session_id = {id:String} SETTINGS mutations_sync = 2", { id });
       });
 
       it("an altered body fails verification at that event", async () => {

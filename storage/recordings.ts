@@ -4,13 +4,12 @@ import type { Executor } from "./executor.js";
 import { migrate } from "./migrate.js";
 import {
   clickhouseTime,
-  eventToRow,
+  EVENT_LINE_COLUMNS,
   isoTime,
   rowMatchesBody,
   rowToEvent,
   deriveColumns,
   type EventColumns,
-  type EventRow,
   type StoredEventRow,
 } from "./rows.js";
 import {
@@ -27,10 +26,20 @@ import {
   type Params,
   type SessionFilter,
 } from "./search.js";
-import { sessionRows, sessionSummaries, toSummary, type SessionRead, type SessionSummary } from "./session-rows.js";
+import { eventBatch, type EventBatch } from "./event-batch.js";
+import { sessionSummaries, toSummary, type SessionRead, type SessionSummary } from "./session-rows.js";
 
 export type { Decision, PageOptions, SessionFilter } from "./search.js";
 export type { SessionSummary } from "./session-rows.js";
+
+export interface InsertOptions {
+  /**
+   * Whether some of the events may be stored already (the default: true), so that the store looks
+   * them up first. False only when each event is delivered for the first time (JetStream's first
+   * delivery of a message): see docs/recording-store.md, "Writing".
+   */
+  mayBeStored?: boolean;
+}
 
 /** A stored event, with the time of its row as ISO 8601 (microseconds). */
 export type StoredEvent = RecordingEvent & { time: string };
@@ -113,20 +122,21 @@ export class RecordingStore {
    * make a repeat harmless, a crash between the two inserts is repaired by the redelivery, and a
    * reader never sees events outside the time span their session's summary gives for replay.
    */
-  async insertEvents(events: readonly RecordingEvent[]): Promise<{ inserted: number; skipped: number }> {
-    if (events.length === 0) return { inserted: 0, skipped: 0 };
-    const stored = await this.storedKeys(events);
-    const seen = new Set<string>();
-    const fresh: EventRow[] = [];
-    for (const ev of events) {
-      const key = `${ev.sessionId}\0${ev.seq}`;
-      if (stored.has(key) || seen.has(key)) continue;
-      seen.add(key);
-      fresh.push(eventToRow(ev));
-    }
-    await this.db.insert("sessions", sessionRows(events));
-    await this.db.insert("events", fresh);
-    return { inserted: fresh.length, skipped: events.length - fresh.length };
+  async insertEvents(
+    events: readonly RecordingEvent[],
+    options: InsertOptions = {},
+  ): Promise<{ inserted: number; skipped: number }> {
+    return this.insertBatch(eventBatch(events), options);
+  }
+
+  /** `insertEvents` of a batch built beforehand (ingest builds the next batch during an insert). */
+  async insertBatch(batch: EventBatch, options: InsertOptions = {}): Promise<{ inserted: number; skipped: number }> {
+    if (batch.size === 0) return { inserted: 0, skipped: 0 };
+    const stored = options.mayBeStored === false ? undefined : await this.storedKeys(batch);
+    const { payload, events } = batch.lines(stored?.size ? (key) => stored.has(key) : undefined);
+    await this.db.insert("sessions", batch.sessionRows());
+    await this.db.insertLines("events", EVENT_LINE_COLUMNS, payload);
+    return { inserted: events, skipped: batch.size - events };
   }
 
   /**
@@ -134,20 +144,8 @@ export class RecordingStore {
    * batch's time span (a stored copy of an event has the event's own time), its sessions, and for
    * each session only the seqs between the lowest and highest the batch holds.
    */
-  private async storedKeys(events: readonly RecordingEvent[]): Promise<Set<string>> {
-    const ranges = new Map<string, { lo: number; hi: number }>();
-    let first = events[0]!.timeUs;
-    let last = first;
-    for (const ev of events) {
-      const seq = Number(ev.seq);
-      const r = ranges.get(ev.sessionId);
-      if (!r) ranges.set(ev.sessionId, { lo: seq, hi: seq });
-      else if (seq < r.lo) r.lo = seq;
-      else if (seq > r.hi) r.hi = seq;
-      if (ev.timeUs < first) first = ev.timeUs;
-      if (ev.timeUs > last) last = ev.timeUs;
-    }
-    const ids = [...ranges.keys()];
+  private async storedKeys(batch: EventBatch): Promise<Set<string>> {
+    const sessions = batch.sessionRanges();
     const rows = await this.db.query<{ session_id: string; seq: number | string }>(
       `SELECT session_id, seq FROM events
        WHERE time >= {first:${TIME}} AND time <= {last:${TIME}}
@@ -155,11 +153,11 @@ export class RecordingStore {
          AND seq BETWEEN {lo:Array(UInt64)}[indexOf({ids:Array(String)}, session_id)]
                      AND {hi:Array(UInt64)}[indexOf({ids:Array(String)}, session_id)]`,
       {
-        first: clickhouseTime(first),
-        last: clickhouseTime(last),
-        ids,
-        lo: ids.map((id) => ranges.get(id)!.lo),
-        hi: ids.map((id) => ranges.get(id)!.hi),
+        first: clickhouseTime(batch.firstUs),
+        last: clickhouseTime(batch.lastUs),
+        ids: sessions.map((s) => s.id),
+        lo: sessions.map((s) => s.lo),
+        hi: sessions.map((s) => s.hi),
       },
     );
     return new Set(rows.map((r) => `${r.session_id}\0${r.seq}`));

@@ -4,6 +4,8 @@ import { generateKey } from "../lib/keys.js";
 import { splitStatements } from "./migrate.js";
 import {
   clickhouseTime,
+  EVENT_LINE_COLUMNS,
+  eventLine,
   eventToRow,
   isoTime,
   rowMatchesBody,
@@ -43,6 +45,23 @@ describe("storage rows", () => {
       assert.deepEqual(back.signature, ev.signature);
       assert.equal(bodyToJson(back.body!), bodyToJson(ev.body!));
       prev = ev.hash;
+    }
+  });
+
+  it("an insert line holds the row's values in EVENT_LINE_COLUMNS order", () => {
+    for (const ev of events) {
+      const row = eventToRow(ev);
+      const line = eventLine(ev);
+      assert.ok(line.endsWith("]\n") && !line.slice(0, -1).includes("\n"), "one line");
+      const values = JSON.parse(line) as unknown[];
+      assert.deepEqual(
+        values.map((v, i) =>
+          EVENT_LINE_COLUMNS[i] === "time_us" ? String(v) : EVENT_LINE_COLUMNS[i] === "body" ? JSON.stringify(v) : v,
+        ),
+        EVENT_LINE_COLUMNS.map((c) => row[c]),
+      );
+      // The body's exact text, as an object: ClickHouse stores that text.
+      assert.ok(line.includes(`,${row.body},`));
     }
   });
 

@@ -50,20 +50,23 @@ export type DerivedColumns = {
 };
 
 export function deriveColumns(body: EventBody): DerivedColumns {
-  const derived: DerivedColumns = { type: typeName(body.$case), command: 0, decision: "", rule: "", kinds: [] };
+  const type = (TYPE_NAMES[body.$case] ??= typeName(body.$case));
   switch (body.$case) {
     case "command": {
       const c = body.value;
-      return { ...derived, command: c.command, decision: decisionName(c.decision), rule: c.rule, kinds: c.kinds };
+      return { type, command: c.command, decision: decisionName(c.decision), rule: c.rule, kinds: c.kinds };
     }
     case "result":
     case "output":
     case "approval":
-      return { ...derived, command: body.value.command };
+      return { type, command: body.value.command, decision: "", rule: "", kinds: [] };
     default:
-      return derived;
+      return { type, command: 0, decision: "", rule: "", kinds: [] };
   }
 }
+
+/** `typeName` of each body type, computed once: every stored event needs one. */
+const TYPE_NAMES: Partial<Record<EventBody["$case"], string>> = {};
 
 export function eventToRow(event: RecordingEvent): EventRow {
   if (!event.body) throw new Error(`event ${event.sessionId}/${event.seq} has no body`);
@@ -74,9 +77,50 @@ export function eventToRow(event: RecordingEvent): EventRow {
     version: event.version,
     ...deriveColumns(event.body),
     body: bodyToJson(event.body),
-    hash_hex: Buffer.from(event.hash).toString("hex"),
-    signature_hex: Buffer.from(event.signature).toString("hex"),
+    hash_hex: hex(event.hash),
+    signature_hex: hex(event.signature),
   };
+}
+
+/** The columns of an `eventLine`, in its order. */
+export const EVENT_LINE_COLUMNS = [
+  "session_id",
+  "seq",
+  "time_us",
+  "version",
+  "type",
+  "command",
+  "decision",
+  "rule",
+  "kinds",
+  "body",
+  "hash_hex",
+  "signature_hex",
+] as const satisfies readonly (keyof EventRow)[];
+
+/**
+ * `eventToRow` as one JSONCompactEachRow line (the values of EVENT_LINE_COLUMNS, in order): what
+ * ingest inserts. Built directly, without a row object to serialize again, and without the column
+ * names on every line, which ClickHouse would otherwise match row by row. The body goes in as the
+ * JSON object it is, not as a string holding it: ClickHouse stores an object given for a String
+ * column as its exact text (`input_format_json_read_objects_as_strings`, which `insertLines` sets),
+ * and escaping it into a string took as long as the rest of the line together.
+ */
+export function eventLine(event: RecordingEvent): string {
+  if (!event.body) throw new Error(`event ${event.sessionId}/${event.seq} has no body`);
+  const d = deriveColumns(event.body);
+  return (
+    `[${JSON.stringify(event.sessionId)},${event.seq},${event.timeUs},${event.version},` +
+    `${JSON.stringify(d.type)},${d.command},${JSON.stringify(d.decision)},${JSON.stringify(d.rule)},` +
+    `${JSON.stringify(d.kinds)},${bodyToJson(event.body)},"${hex(event.hash)}","${hex(event.signature)}"]\n`
+  );
+}
+
+/** Decoded events hold Buffers already; anything else is viewed, not copied. */
+function hex(bytes: Uint8Array): string {
+  return (Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).toString(
+    "hex",
+  );
 }
 
 /**

@@ -47,23 +47,34 @@ const EPOCH = clickhouseTime(0n);
 
 /** The partial session rows for a batch of events: one per session in the batch. */
 export function sessionRows(events: readonly RecordingEvent[]): SessionRow[] {
-  const rows = new Map<string, SessionRow & { firstUs: bigint; lastUs: bigint }>();
-  for (const ev of events) {
-    let row = rows.get(ev.sessionId);
+  const rows = new SessionRows();
+  for (const ev of events) rows.add(ev);
+  return rows.rows();
+}
+
+/** `sessionRows`, one event at a time (ingest adds each event as it arrives). */
+export class SessionRows {
+  private readonly bySession = new Map<string, SessionRow & { firstUs: bigint; lastUs: bigint }>();
+
+  add(ev: RecordingEvent): void {
+    let row = this.bySession.get(ev.sessionId);
     if (!row) {
       row = { ...emptyRow(ev.sessionId), firstUs: ev.timeUs, lastUs: ev.timeUs };
-      rows.set(ev.sessionId, row);
+      this.bySession.set(ev.sessionId, row);
     }
     if (ev.timeUs < row.firstUs) row.firstUs = ev.timeUs;
     if (ev.timeUs > row.lastUs) row.lastUs = ev.timeUs;
     row.last_seq = Math.max(row.last_seq, Number(ev.seq));
     addBody(row, ev);
   }
-  return [...rows.values()].map(({ firstUs, lastUs, ...row }) => ({
-    ...row,
-    started_at: clickhouseTime(firstUs),
-    last_at: clickhouseTime(lastUs),
-  }));
+
+  rows(): SessionRow[] {
+    return [...this.bySession.values()].map(({ firstUs, lastUs, ...row }) => ({
+      ...row,
+      started_at: clickhouseTime(firstUs),
+      last_at: clickhouseTime(lastUs),
+    }));
+  }
 }
 
 function addBody(row: SessionRow, ev: RecordingEvent): void {

@@ -30,8 +30,8 @@ export function messageId(sessionId: string, seq: bigint | number): string {
   return `${sessionId}:${seq}`;
 }
 
-/** NATS subject tokens may not hold dots, spaces or wildcards. */
-function subjectToken(s: string): string {
+/** A value as one subject token: NATS subject tokens may not hold dots, spaces or wildcards. */
+export function subjectToken(s: string): string {
   return s.replace(/[.\s*>]/g, "_") || "_";
 }
 

@@ -5,6 +5,7 @@ import {
   jetstreamManager,
   type Consumer,
   type JetStreamClient,
+  type JetStreamManager,
   type JsMsg,
 } from "@nats-io/jetstream";
 import { headers, type NatsConnection } from "@nats-io/transport-node";
@@ -14,13 +15,18 @@ import {
   ensureRecordingStreams,
   INGEST_CONSUMER,
   RECORDING_STREAM,
-  sessionSubjects,
+  subjectToken,
 } from "../../../lib/recording/nats.js";
 import type { Logger } from "../../../lib/log.js";
+import { EventBatch } from "../../../storage/event-batch.js";
 import type { RecordingStore } from "../../../storage/recordings.js";
 
-/** Up to this many messages become one insert. */
-const BATCH = 5_000;
+/**
+ * Up to this many messages become one insert. Every insert has a fixed cost in ClickHouse (~30 ms of
+ * CPU in chDB here, a new part to write and later merge) besides its per-row cost: 5,000-row inserts
+ * spent ~1.5 µs per event more than 20,000-row ones.
+ */
+const BATCH = 20_000;
 /** How long arriving messages gather before one insert, when fewer than BATCH came. */
 const GATHER_MS = 25;
 /**
@@ -30,6 +36,8 @@ const GATHER_MS = 25;
 const ACK_WAIT_MS = 15_000;
 /** After a failed insert, messages come back after this delay; meanwhile the worker waits too. */
 const RETRY_MS = 2_000;
+/** Taken and not yet acked, across all workers: each holds one batch inserting and the next one preparing. */
+const MAX_ACK_PENDING = BATCH * 4;
 const LAG_EVERY_MS = 5_000;
 
 export interface IngestStatus {
@@ -71,15 +79,17 @@ export class Ingest {
     const jsm = await jetstreamManager(this.nc);
     await ensureRecordingStreams(jsm);
     try {
-      await jsm.consumers.info(RECORDING_STREAM, INGEST_CONSUMER);
-    } catch {
+      const info = await jsm.consumers.info(RECORDING_STREAM, INGEST_CONSUMER);
+      if ((info.config.max_ack_pending ?? 0) < MAX_ACK_PENDING) await this.raiseAckPending(jsm);
+    } catch (err) {
+      if (!/consumer not found/i.test((err as Error).message)) throw err;
       await jsm.consumers
         .add(RECORDING_STREAM, {
           durable_name: INGEST_CONSUMER,
           ack_policy: AckPolicy.Explicit,
           deliver_policy: DeliverPolicy.All,
           ack_wait: ACK_WAIT_MS * 1e6,
-          max_ack_pending: BATCH * 4,
+          max_ack_pending: MAX_ACK_PENDING,
         })
         .catch((err: Error) => {
           if (!/already in use|already exists/i.test(err.message)) throw err;
@@ -93,6 +103,19 @@ export class Ingest {
     this.log.info({ stream: RECORDING_STREAM, consumer: INGEST_CONSUMER }, "ingest started");
   }
 
+  /**
+   * Consumers made by older versions allowed fewer messages in flight than a batch being inserted
+   * plus the next one being gathered. Ingest works without the raise, only with less overlap, so a
+   * refusal (e.g. a NATS user not allowed to update consumers) is a warning.
+   */
+  private async raiseAckPending(jsm: JetStreamManager): Promise<void> {
+    try {
+      await jsm.consumers.update(RECORDING_STREAM, INGEST_CONSUMER, { max_ack_pending: MAX_ACK_PENDING });
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, "could not raise the ingest consumer's max_ack_pending");
+    }
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.lagTimer);
@@ -102,62 +125,71 @@ export class Ingest {
 
   /**
    * Messages flow in through one `consume()` (JetStream keeps pulls outstanding, up to
-   * max_ack_pending unacked); every GATHER_MS, or as soon as BATCH are waiting, they are stored
-   * together and acked. A failed insert naks the batch (redelivered after RETRY_MS) and waits too.
+   * max_ack_pending unacked). Each is decoded and serialized into the batch being gathered as it
+   * arrives, while the previous batch is being inserted (ClickHouse works on its own threads).
+   * Every GATHER_MS, or as soon as BATCH are gathered, a batch is inserted and then acked: one
+   * insert at a time, every ack after its own insert. A failed insert naks the batch (redelivered
+   * after RETRY_MS) and the worker waits too.
    */
   private async loop(consumer: Consumer): Promise<void> {
     const messages = await consumer.consume({ max_messages: BATCH });
     this.stopConsume = () => void messages.stop();
-    let waiting: JsMsg[] = [];
-    let full: (() => void) | undefined;
+    let gathering = new Gathered();
+    const full: Gathered[] = [];
+    let wake: (() => void) | undefined;
     const received = (async () => {
       for await (const m of messages) {
-        waiting.push(m);
-        if (waiting.length >= BATCH) full?.();
+        gathering.add(m);
+        if (gathering.messages.length >= BATCH) {
+          full.push(gathering);
+          gathering = new Gathered();
+          wake?.();
+        }
       }
     })();
+    let storing: Promise<void> = Promise.resolve();
     while (!this.stopped) {
-      if (waiting.length < BATCH) {
+      if (full.length === 0) {
         await new Promise<void>((resolve) => {
-          full = resolve;
+          wake = resolve;
           setTimeout(resolve, GATHER_MS);
         });
-        full = undefined;
+        wake = undefined;
       }
-      if (waiting.length === 0) continue;
-      const batch = waiting.length <= BATCH ? waiting : waiting.slice(0, BATCH);
-      waiting = waiting.length <= BATCH ? [] : waiting.slice(BATCH);
-      try {
-        await this.ingest(batch);
-      } catch (err) {
-        const message = (err as Error).message;
-        this.status.lastError = message;
-        if (!this.stopped) this.log.warn({ err: message, held: batch.length }, "ingest batch failed; retrying");
-        for (const m of batch) m.nak(RETRY_MS);
-        await sleep(RETRY_MS);
+      let batch = full.shift();
+      if (!batch) {
+        if (gathering.messages.length === 0) continue;
+        batch = gathering;
+        gathering = new Gathered();
       }
+      await storing;
+      storing = this.storeBatch(batch);
     }
+    await storing;
     await received.catch(() => {});
   }
 
-  /** Store one batch: dead-letter what cannot be read, insert the rest, then ack all. */
-  private async ingest(batch: JsMsg[]): Promise<void> {
-    const events: RecordingEvent[] = [];
-    const dead: { msg: JsMsg; reason: string }[] = [];
-    for (const m of batch) {
-      const checked = readEvent(m);
-      if (typeof checked === "string") dead.push({ msg: m, reason: checked });
-      else events.push(checked);
+  /** Store one batch: insert its events, dead-letter what cannot be read, then ack all. */
+  private async storeBatch({ messages, events, dead, redelivered }: Gathered): Promise<void> {
+    try {
+      if (events.size > 0) {
+        const store = await this.store();
+        // When every message is a first delivery, no ingest worker can have stored its event yet.
+        const { inserted, skipped } = await store.insertBatch(events, { mayBeStored: redelivered });
+        this.status.stored += inserted;
+        this.status.skipped += skipped;
+      }
+      // Dead letters are published (and acked by JetStream) before their originals are acked.
+      await Promise.all(dead.map((d) => this.deadLetter(d.msg, d.reason)));
+    } catch (err) {
+      const message = (err as Error).message;
+      this.status.lastError = message;
+      if (!this.stopped) this.log.warn({ err: message, held: messages.length }, "ingest batch failed; retrying");
+      for (const m of messages) m.nak(RETRY_MS);
+      await sleep(RETRY_MS);
+      return;
     }
-    if (events.length > 0) {
-      const store = await this.store();
-      const { inserted, skipped } = await store.insertEvents(events);
-      this.status.stored += inserted;
-      this.status.skipped += skipped;
-    }
-    // Dead letters are published (and acked by JetStream) before their originals are acked.
-    await Promise.all(dead.map((d) => this.deadLetter(d.msg, d.reason)));
-    for (const m of batch) m.ack();
+    for (const m of messages) m.ack();
   }
 
   private async deadLetter(msg: JsMsg, reason: string): Promise<void> {
@@ -181,6 +213,27 @@ export class Ingest {
   }
 }
 
+/** A batch being gathered: its messages (to ack), their events ready to insert, and what cannot be stored. */
+class Gathered {
+  readonly messages: JsMsg[] = [];
+  readonly events = new EventBatch();
+  readonly dead: { msg: JsMsg; reason: string }[] = [];
+  /** Some message was delivered before (to this worker or another): its event may be stored already. */
+  redelivered = false;
+
+  add(m: JsMsg): void {
+    this.messages.push(m);
+    if (!this.redelivered && m.redelivered) this.redelivered = true;
+    const checked = readEvent(m);
+    if (typeof checked === "string") return void this.dead.push({ msg: m, reason: checked });
+    try {
+      this.events.add(checked);
+    } catch (err) {
+      this.dead.push({ msg: m, reason: `cannot store the event: ${(err as Error).message}` });
+    }
+  }
+}
+
 /** The event in a message, or why it is not a valid one. */
 export function readEvent(m: { subject: string; data: Uint8Array }): RecordingEvent | string {
   let event: RecordingEvent;
@@ -195,12 +248,16 @@ export function readEvent(m: { subject: string; data: Uint8Array }): RecordingEv
   if (!event.sessionId) return "event has no session_id";
   if (!event.body) return "event has no body";
   if (event.hash.length !== 32) return `hash is ${event.hash.length} bytes, not 32`;
-  if (event.seq > BigInt(Number.MAX_SAFE_INTEGER)) return `seq ${event.seq} is out of range`;
-  const expected = sessionSubjects(event.sessionId).split(".").pop();
-  if (m.subject.split(".").pop() !== expected) {
+  if (event.seq > MAX_SEQ) return `seq ${event.seq} is out of range`;
+  // The subject's last token names the session (what a live viewer subscribes to).
+  const token = subjectToken(event.sessionId);
+  const subject = m.subject;
+  if (subject !== token && !subject.endsWith(`.${token}`)) {
     return `subject ${m.subject} does not name session ${event.sessionId}`;
   }
   return event;
 }
+
+const MAX_SEQ = BigInt(Number.MAX_SAFE_INTEGER);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

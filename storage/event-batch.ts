@@ -1,0 +1,100 @@
+import type { RecordingEvent } from "../proto/gen/vigil/v1/recording.js";
+import { eventLine } from "./rows.js";
+import { SessionRows, type SessionRow } from "./session-rows.js";
+
+/** The first payload buffer; it grows fourfold as needed (a 20,000-event batch is ~9 MB). */
+const INITIAL_BYTES = 1 << 20;
+
+/**
+ * Events on their way into one insert, serialized as they are added. Ingest adds each event as its
+ * message arrives, while the previous batch is being inserted. The batch keeps the insert payload
+ * (JSONCompactEachRow lines, `eventLine`) as bytes outside the JS heap and, per event, only numbers:
+ * the decoded events die young, and a batch of 20,000 costs the garbage collector next to nothing.
+ */
+export class EventBatch {
+  /** Whether some event is in the batch twice (a re-publish after JetStream's duplicate window). */
+  repeats = false;
+  /** The earliest and latest event time: a stored copy of an event has the event's own time. */
+  firstUs = 0n;
+  lastUs = 0n;
+  private payload = Buffer.allocUnsafe(INITIAL_BYTES);
+  private bytes = 0;
+  /** Per event: where its line ends in the payload, its session (index into `sessions`) and seq. */
+  private readonly ends: number[] = [];
+  private readonly sessionOf: number[] = [];
+  private readonly seqOf: number[] = [];
+  private readonly sessions: { id: string; lo: number; hi: number; seqs: Set<number> }[] = [];
+  private readonly sessionIndex = new Map<string, number>();
+  private readonly summaries = new SessionRows();
+
+  get size(): number {
+    return this.ends.length;
+  }
+
+  /** Add one event; throws, adding nothing, when it cannot be stored (no body). */
+  add(ev: RecordingEvent): void {
+    const line = eventLine(ev);
+    const seq = Number(ev.seq);
+    let index = this.sessionIndex.get(ev.sessionId);
+    if (index === undefined) {
+      index = this.sessions.push({ id: ev.sessionId, lo: seq, hi: seq, seqs: new Set() }) - 1;
+      this.sessionIndex.set(ev.sessionId, index);
+    }
+    const session = this.sessions[index]!;
+    if (session.seqs.has(seq)) this.repeats = true;
+    session.seqs.add(seq);
+    if (seq < session.lo) session.lo = seq;
+    if (seq > session.hi) session.hi = seq;
+    if (this.ends.length === 0 || ev.timeUs < this.firstUs) this.firstUs = ev.timeUs;
+    if (this.ends.length === 0 || ev.timeUs > this.lastUs) this.lastUs = ev.timeUs;
+    this.write(line);
+    this.ends.push(this.bytes);
+    this.sessionOf.push(index);
+    this.seqOf.push(seq);
+    this.summaries.add(ev);
+  }
+
+  /** The batch's sessions, each with the lowest and highest seq it has in the batch. */
+  sessionRanges(): { id: string; lo: number; hi: number }[] {
+    return this.sessions.map(({ id, lo, hi }) => ({ id, lo, hi }));
+  }
+
+  /** The batch's partial session summaries: one row per session. */
+  sessionRows(): SessionRow[] {
+    return this.summaries.rows();
+  }
+
+  /**
+   * The insert payload: every event once, leaving out those `skip` says are stored (it gets
+   * `session\0seq`). Returns the lines and how many events they hold.
+   */
+  lines(skip?: (key: string) => boolean): { payload: Buffer; events: number } {
+    if (!skip && !this.repeats) return { payload: this.payload.subarray(0, this.bytes), events: this.ends.length };
+    const parts: Buffer[] = [];
+    const seen = new Set<string>();
+    for (let i = 0; i < this.ends.length; i++) {
+      const key = `${this.sessions[this.sessionOf[i]!]!.id}\0${this.seqOf[i]}`;
+      if (seen.has(key) || skip?.(key)) continue;
+      seen.add(key);
+      parts.push(this.payload.subarray(i === 0 ? 0 : this.ends[i - 1]!, this.ends[i]!));
+    }
+    return { payload: Buffer.concat(parts), events: parts.length };
+  }
+
+  private write(line: string): void {
+    // A UTF-16 code unit takes at most 3 bytes in UTF-8.
+    const need = this.bytes + line.length * 3;
+    if (need > this.payload.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(need, this.payload.length * 4));
+      this.payload.copy(bigger, 0, 0, this.bytes);
+      this.payload = bigger;
+    }
+    this.bytes += this.payload.write(line, this.bytes);
+  }
+}
+
+export function eventBatch(events: readonly RecordingEvent[]): EventBatch {
+  const batch = new EventBatch();
+  for (const ev of events) batch.add(ev);
+  return batch;
+}

@@ -1,0 +1,48 @@
+// The ingest worker's JetStream consumer against a real nats-server.
+import assert from "node:assert/strict";
+import { AckPolicy, DeliverPolicy, jetstreamManager } from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { createLogger } from "../../lib/log.js";
+import { ensureRecordingStreams, INGEST_CONSUMER, RECORDING_STREAM } from "../../lib/recording/nats.js";
+import { Ingest } from "../../hub/src/recordings/ingest.js";
+import { startNats, type NatsHandle } from "../support/services.js";
+
+const log = createLogger(process.env.VIGIL_TEST_LOG ?? "silent");
+
+describe("ingest consumer", function () {
+  this.timeout(30_000);
+  let nats: NatsHandle;
+  let nc: NatsConnection;
+
+  before(async () => {
+    nats = await startNats();
+    nc = await connect({ servers: nats.url });
+  });
+
+  after(async () => {
+    await nc?.close();
+    await nats?.stop();
+  });
+
+  it("raises the in-flight limit of a consumer made by an older version, so batches can overlap", async () => {
+    const jsm = await jetstreamManager(nc);
+    await ensureRecordingStreams(jsm);
+    await jsm.consumers.add(RECORDING_STREAM, {
+      durable_name: INGEST_CONSUMER,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      ack_wait: 15e9,
+      max_ack_pending: 20_000,
+    });
+    // The stream is empty: the store is never needed.
+    const ingest = new Ingest(nc, () => Promise.reject(new Error("no events were published")), log);
+    await ingest.start();
+    try {
+      const info = await jsm.consumers.info(RECORDING_STREAM, INGEST_CONSUMER);
+      assert.equal(info.config.max_ack_pending, 80_000);
+      assert.equal(info.config.ack_policy, AckPolicy.Explicit, "acks stay per message");
+    } finally {
+      await ingest.stop();
+    }
+  });
+});
