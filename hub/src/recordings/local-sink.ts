@@ -6,12 +6,8 @@ import type { RecordingStore } from "../../../storage/recordings.js";
 import type { EventSink } from "../../../relay-agent/src/recording/recorder.js";
 import type { LiveFeed } from "./live.js";
 
-/**
- * Gather events this long before one insert. Every chDB insert costs tens of milliseconds of CPU
- * whatever its size, taken from the data path of this same process: a busy session is stored four
- * times a second, not fifty. A session's end is stored at once (flush), and the live view never waits.
- */
-const BATCH_MS = 250;
+/** Gather events this long before one insert: a burst of statements becomes one batch. */
+const BATCH_MS = 20;
 const BATCH_EVENTS = 10_000;
 /** Events held while the store refuses inserts; beyond this the relay stops taking sessions. */
 const MAX_QUEUED = 200_000;
@@ -119,9 +115,6 @@ export class LocalSink implements EventSink {
     this.waiters = this.waiters.filter((w) => (w.upTo <= this.stored ? (w.resolve(), false) : true));
     this.behind = this.queue.length >= (this.behind ? CAUGHT_UP_EVENTS : BEHIND_EVENTS);
     engineKeepsUp(!this.behind);
-    if (this.queue.length === 0) return;
-    // What arrived during the insert waits its gathering time too, unless someone waits for it.
-    const urgent = this.waiters.length > 0 || this.queue.length >= BATCH_EVENTS;
-    this.kick(this.failing ? RETRY_MS : urgent ? 0 : BATCH_MS);
+    if (this.queue.length > 0) this.kick(this.failing ? RETRY_MS : 0);
   }
 }
