@@ -19,7 +19,7 @@ export function loadOrCreateSshHostKey(file: string): SshHostKey {
     privateKey = readFileSync(file, "utf8");
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-    privateKey = ssh2.utils.generateKeyPairSync("ed25519").private;
+    privateKey = generateHostKey();
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
     writeFileSync(file, privateKey, { mode: 0o600, flag: "wx" });
   }
@@ -27,4 +27,16 @@ export function loadOrCreateSshHostKey(file: string): SshHostKey {
   if (parsed instanceof Error) throw new Error(`ssh host key ${file}: ${parsed.message}`);
   const key = parsed;
   return { privateKey, publicKey: `${key.type} ${key.getPublicSSH().toString("base64")}` };
+}
+
+/**
+ * A new Ed25519 private key in OpenSSH format. ssh2's generator strips leading zero bytes from the
+ * public key, so about one key in 256 (a public key starting with 0x00) comes out malformed and
+ * fails to parse (mscdex/ssh2#1513): such a key is drawn again.
+ */
+export function generateHostKey(): string {
+  for (;;) {
+    const { private: key } = ssh2.utils.generateKeyPairSync("ed25519");
+    if (!(ssh2.utils.parseKey(key) instanceof Error)) return key;
+  }
 }

@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import ssh2 from "ssh2";
 import type { Connection } from "../../../../lib/config/schema.js";
+import { generateHostKey } from "../../../../lib/ssh/host-key.js";
 import { sshCredentials } from "./credentials.js";
 
 const conn = (credentials: Record<string, unknown>): Connection => ({
@@ -20,7 +20,7 @@ describe("ssh connection credentials", () => {
 
   it("reads a private key file, or a password from the config or the environment", () => {
     const keyFile = join(dir, "id");
-    writeFileSync(keyFile, ssh2.utils.generateKeyPairSync("ed25519").private);
+    writeFileSync(keyFile, generateHostKey());
     assert.match(sshCredentials(conn({ user: "deploy", privateKeyFile: keyFile })).privateKey!, /OPENSSH PRIVATE KEY/);
     assert.equal(sshCredentials(conn({ user: "deploy", password: "pw" })).password, "pw");
     process.env.VIGIL_TEST_SSH_PW = "from-env";
