@@ -13,8 +13,11 @@ describe("npm start", function () {
 
   after(async () => {
     // npm runs vigil as its child: signal the whole process group.
-    if (up?.child.pid && up.child.exitCode === null) process.kill(-up.child.pid, "SIGTERM");
+    const group = up?.child.pid;
+    if (group && up!.child.exitCode === null) process.kill(-group, "SIGTERM");
     await up?.exited;
+    // npm may exit before vigil, its child, has closed the embedded store: wait for the whole group.
+    if (group) await groupGone(group, 20_000);
     dir.cleanup();
   });
 
@@ -64,3 +67,17 @@ describe("npm start", function () {
     await echo.close();
   });
 });
+
+/** Resolves once no process of the group is left (SIGKILL to the rest after `timeoutMs`). */
+async function groupGone(group: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  // A zombie nobody reaps still answers kill(0): give up a while after the SIGKILL.
+  while (Date.now() < deadline + 5_000) {
+    try {
+      process.kill(-group, Date.now() > deadline ? "SIGKILL" : 0);
+    } catch {
+      return; // ESRCH: the group is empty
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -85,7 +85,8 @@ export class Workdir {
   }
 
   cleanup(): void {
-    rmSync(this.path, { recursive: true, force: true });
+    // Retried: a process that just exited may leave its own children finishing writes (chDB merges).
+    rmSync(this.path, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   }
 }
 
