@@ -218,6 +218,9 @@ describe("ssh -J through the hub's jump host and a relay's ssh engine", function
 
       // A short registration through the API (the CLI's own start-up would eat most of it).
       const publicKey = readFileSync(`${key}.pub`, "utf8").trim();
+      const zero = await api(hub.api, "/api/v1/ssh-keys", token, { method: "POST", body: { publicKey, ttl: "0" } });
+      assert.equal(zero.status, 400, JSON.stringify(zero.body));
+      assert.match(JSON.stringify(zero.body), /ttl: duration must be positive/);
       const added = await api(hub.api, "/api/v1/ssh-keys", token, { method: "POST", body: { publicKey, ttl: "5s" } });
       assert.equal(added.status, 201, JSON.stringify(added.body));
       const until = added.body.expiresAt as string;

@@ -51,7 +51,7 @@ export const sshKeyRoutes: FastifyPluginAsyncTypebox<{
   app.post("/ssh-keys", { schema: { body: AddKey, response: { 201: KeyInfo } } }, async (req, reply) => {
     const who = caller(req);
     const { publicKey, id, fingerprint } = parsePublicKey(req.body.publicKey);
-    const ttl = parseDuration(req.body.ttl);
+    const ttl = requestTtl(req.body.ttl);
     if (ttl > MAX_TTL_SECONDS) throw new VigilError("bad_request", `ttl ${req.body.ttl} is longer than 365d`);
     const now = Date.now();
     const rec: SshKeyRecord = {
@@ -102,3 +102,12 @@ export const sshKeyRoutes: FastifyPluginAsyncTypebox<{
     return info(rec);
   });
 };
+
+/** The `ttl` of a request in seconds; "0" passes the schema's pattern but is no lifetime. */
+function requestTtl(value: string): number {
+  try {
+    return parseDuration(value);
+  } catch (err) {
+    throw new VigilError("bad_request", `ttl: ${(err as Error).message}`);
+  }
+}
