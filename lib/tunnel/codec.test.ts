@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { TunnelFrame } from "../../proto/gen/vigil/v1/tunnel.js";
-import { decodeFrame, encodeFrame } from "./codec.js";
+import { dataFrameOf, decodeFrame, encodeFrame } from "./codec.js";
 
 const frames: TunnelFrame[] = [
   { frame: { $case: "data", value: Buffer.alloc(0) } },
@@ -38,5 +38,18 @@ describe("tunnel frame codec", () => {
     assert.deepEqual(decodeFrame(withTrailer), TunnelFrame.decode(withTrailer)); // protobuf: the last oneof field wins
     const truncated = data.subarray(0, data.length - 1);
     assert.throws(() => decodeFrame(truncated));
+  });
+
+  it("encodes joined chunks as the generated encoder encodes their concatenation", () => {
+    for (const sizes of [[0], [1, 0, 2], [100, 27], [127, 1], [16_384, 16_384, 3], [1 << 20, 5]]) {
+      const chunks = sizes.map((n) => randomBytes(n));
+      const joined = Buffer.concat(chunks);
+      const frame = dataFrameOf(chunks, joined.length);
+      assert.deepEqual(frame.frame, { $case: "data", value: joined });
+      const expected = Buffer.from(TunnelFrame.encode({ frame: { $case: "data", value: joined } }).finish());
+      assert.ok(encodeFrame(frame).equals(expected), `chunks of ${sizes.join(", ")}`);
+      assert.ok(encodeFrame(frame).equals(expected), "encoding twice gives the same bytes");
+      assert.deepEqual(decodeFrame(encodeFrame(frame)), { frame: { $case: "data", value: joined } });
+    }
   });
 });

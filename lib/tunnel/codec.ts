@@ -2,15 +2,42 @@ import { TunnelFrame } from "../../proto/gen/vigil/v1/tunnel.js";
 
 // TunnelFrame.data is field 4, length-delimited: tag byte (4 << 3) | 2.
 const DATA_TAG = 0x22;
+/** Room for the tag and a length varint of up to 5 bytes (any length below 2^35). */
+const HEADROOM = 6;
+
+/** A data frame whose payload has HEADROOM bytes of its own buffer in front of it: see dataFrameOf. */
+interface DataFrameWithHeadroom extends TunnelFrame {
+  headroom?: true;
+}
+
+/**
+ * A data frame carrying `chunks` joined, built so that encodeFrame writes its header in front of the
+ * payload instead of copying it: one copy of the bytes on the way to gRPC instead of two (join, encode).
+ */
+export function dataFrameOf(chunks: readonly Buffer[], total: number): TunnelFrame {
+  const buf = Buffer.allocUnsafe(HEADROOM + total);
+  let at = HEADROOM;
+  for (const chunk of chunks) at += chunk.copy(buf, at);
+  const frame: DataFrameWithHeadroom = { frame: { $case: "data", value: buf.subarray(HEADROOM) }, headroom: true };
+  return frame;
+}
 
 /**
  * Encode a TunnelFrame. Data frames (nearly all traffic) are written by hand: one allocation and one
  * copy, where the generic writer grows its buffer several times per 64 KiB payload (the largest cost
- * in a profile of a 1 GiB transfer). Every other frame uses the generated encoder.
+ * in a profile of a 1 GiB transfer), and none for frames from dataFrameOf. Every other frame uses the
+ * generated encoder.
  */
 export function encodeFrame(frame: TunnelFrame): Buffer {
   if (frame.frame?.$case !== "data") return Buffer.from(TunnelFrame.encode(frame).finish());
   const data = frame.frame.value;
+  if ((frame as DataFrameWithHeadroom).headroom) {
+    const head = 1 + varintLength(data.length);
+    const out = Buffer.from(data.buffer, data.byteOffset - head, head + data.length);
+    out[0] = DATA_TAG;
+    writeVarint(out, 1, data.length);
+    return out;
+  }
   const out = Buffer.allocUnsafe(1 + varintLength(data.length) + data.length);
   out[0] = DATA_TAG;
   const start = writeVarint(out, 1, data.length);
