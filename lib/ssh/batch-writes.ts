@@ -1,12 +1,13 @@
 import type { Socket } from "node:net";
 
 /**
- * Gather what is written to `socket` during one tick into one writev. ssh2 writes every SSH packet
- * (32 KiB at most) to its socket as it is encrypted, one syscall and one TCP segment each; when a
- * tunnel frame or a socket read brings several packets at once, they now leave together, right
- * after the handlers that wrote them (no timer, so an interactive keystroke waits for nothing).
+ * Gather what is written to `socket` during one turn of the event loop into one writev. ssh2 writes
+ * every SSH packet (32 KiB at most) to its socket as it is encrypted, one syscall and one TCP segment
+ * each; when a tunnel frame or a socket read brings several packets at once, they now leave together
+ * once the loop has run the I/O callbacks that were ready (setImmediate: several reads of one turn
+ * share a write). No timer, so an interactive keystroke leaves in the same turn.
  */
-export function batchWritesPerTick<S extends Socket>(socket: S): S {
+export function batchWritesPerTurn<S extends Socket>(socket: S): S {
   const write = socket.write;
   let corked = false;
   const uncork = () => {
@@ -17,7 +18,7 @@ export function batchWritesPerTick<S extends Socket>(socket: S): S {
     if (!corked) {
       corked = true;
       socket.cork();
-      process.nextTick(uncork);
+      setImmediate(uncork);
     }
     return write.apply(this, args);
   } as Socket["write"];
