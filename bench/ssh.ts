@@ -100,9 +100,10 @@ async function echoLatencies(path: Path): Promise<number[]> {
   return (JSON.parse(r.stdout) as { ms: number[] }).ms.sort((a, b) => a - b);
 }
 
-/** CPU seconds (user + system) a process has used so far, from /proc. */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+/** CPU seconds (user + system) a process (or with `thread`, one of its threads) has used so far, from /proc. */
+function cpuSeconds(pid: number, thread?: number): number {
+  const path = thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`;
+  const fields = readFileSync(path, "utf8").split(") ")[1]!.split(" ");
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
@@ -202,17 +203,26 @@ export async function run(): Promise<BenchResult> {
     const roundLoads: number[] = [];
     const procs = { hub: hub.proc.pid, relay: relay.pid, up: up.pid };
     const cpu = { hub: 0, relay: 0, up: 0 };
+    // The event loop runs on the main thread (thread id = pid); the rest is mostly V8's GC helpers.
+    const loop = { hub: 0, relay: 0, up: 0 };
+    const loopSeconds = (pid: number) => cpuSeconds(pid, pid);
     for (let i = 0; i < ROUNDS; i++) {
       // Who goes first rotates, so a burst of load elsewhere does not always hit the same side.
       const order = (["direct", "apart", "up"] as const).map((_, k, all) => all[(k + i) % all.length]!);
       const round: Partial<Record<"direct" | Layout, Times>> = {};
       for (const side of order) {
         const before = { hub: cpuSeconds(procs.hub), relay: cpuSeconds(procs.relay), up: cpuSeconds(procs.up) };
+        const beforeLoop = { hub: loopSeconds(procs.hub), relay: loopSeconds(procs.relay), up: loopSeconds(procs.up) };
         round[side] = await scpTimes(dir, side === "direct" ? direct : paths[side], source, `r${i}${side}`);
         if (side === "apart") {
           cpu.hub += cpuSeconds(procs.hub) - before.hub;
           cpu.relay += cpuSeconds(procs.relay) - before.relay;
-        } else if (side === "up") cpu.up += cpuSeconds(procs.up) - before.up;
+          loop.hub += loopSeconds(procs.hub) - beforeLoop.hub;
+          loop.relay += loopSeconds(procs.relay) - beforeLoop.relay;
+        } else if (side === "up") {
+          cpu.up += cpuSeconds(procs.up) - before.up;
+          loop.up += loopSeconds(procs.up) - beforeLoop.up;
+        }
       }
       rounds.push(round as { direct: Times; apart: Times; up: Times });
       roundLoads.push(loadavg()[0] ?? 0);
@@ -278,7 +288,7 @@ export async function run(): Promise<BenchResult> {
       notes: [
         "Direct = OpenSSH 9.2 (ssh, scp) to a local sshd with a key. Through Vigil = the same tools with `-J` to the hub's jump host (token by SSH_ASKPASS); the relay's ssh engine terminates the client's SSH (its own host key), judges every command and records the session (apart: NDJSON files in the relay's data dir; vigil up: its embedded chDB store), and logs in to the same sshd with its own key. Two layouts: a `vigil hub` and a `vigil relay` process (a gRPC tunnel between them), and `vigil up` (both in one process, the tunnel in memory). Three SSH encryptions on the way instead of one (client↔hub, client↔relay inside it, relay↔sshd), all on the same 2 vCPUs as the tools and sshd.",
         `scp: a ${mib} MiB random file, up (scp's default SFTP protocol, so every packet passes the relay's sftp inspector) and back down, wall time including connection set-up; the file is checked (SHA-256) after each round trip. ${ROUNDS} rounds of direct and both layouts back to back (who goes first rotates); medians shown. Every round, MB/s up/down: direct ${perRound("direct")}; apart ${perRound("apart")}; vigil up ${perRound("up")}; load average after each round ${roundLoads.map((l) => l.toFixed(1)).join(", ")}. Under heavy load the apart layout falls further behind than vigil up: scp keeps at most 64 requests of 32 KiB in flight and each waits for its answer through every process on the way, so (most likely) a scheduler delay at any of the five idles the pipe, and vigil up has one process fewer.`,
-        `Ciphers as negotiated by default: the OpenSSH client picks chacha20-poly1305 for its two legs (and direct); the relay picks aes128-gcm to the sshd (AES instructions here). CPU per ${mib} MiB transfer (average over all rounds): hub ${perTransfer(cpu.hub).toFixed(2)} s + relay ${perTransfer(cpu.relay).toFixed(2)} s apart, ${perTransfer(cpu.up).toFixed(2)} s for vigil up (ssh2's packet handling in JS, ciphers in its native binding; the relay also inspects sftp and records). On a shared 2-vCPU box the ratio follows total CPU more than any one process: direct is one encryption and one decryption, through Vigil three of each, three of the six in Node.`,
+        `Ciphers as negotiated by default: the OpenSSH client picks chacha20-poly1305 for its two legs (and direct); the relay picks aes128-gcm to the sshd (AES instructions here). The gRPC hop between hub and relay is plaintext HTTP/2 on loopback in this bench (no \`tls\` configured). CPU per ${mib} MiB transfer (average over all rounds), in parentheses the event-loop thread's share (the rest is mostly V8's garbage-collector threads): hub ${perTransfer(cpu.hub).toFixed(2)} s (${perTransfer(loop.hub).toFixed(2)}) + relay ${perTransfer(cpu.relay).toFixed(2)} s (${perTransfer(loop.relay).toFixed(2)}) apart, ${perTransfer(cpu.up).toFixed(2)} s (${perTransfer(loop.up).toFixed(2)}) for vigil up (ssh2's packet handling in JS, ciphers in its native binding; the relay also inspects sftp and records). On a shared 2-vCPU box the ratio follows total CPU more than any one process: direct is one encryption and one decryption, through Vigil three of each, three of the six in Node.`,
         `Echo (hub, relay apart): python3 on a real pty types ${KEYS} keys one at a time (after ${WARMUP_KEYS} warm-up keys) into bash and times until each key's echo is read back; through Vigil every key also passes the relay's line tracker and the terminal output its recorder.`,
         `Load average ${loadAtStart.toFixed(1)} at the start, ${(loadavg()[0] ?? 0).toFixed(1)} at the end: this 2-vCPU VM is shared with other jobs and swings ±50% between runs; compare ratios within one run.`,
       ],
