@@ -4,8 +4,8 @@
 // transfer. Not part of `npm run bench`; run it under the bench lock:
 //   flock /tmp/vigil-bench.lock node --import tsx bench/ssh-profile.ts
 // VIGIL_BENCH_MIB (256), VIGIL_BENCH_ROUNDS (2); PROFILE_TLS=1 puts TLS between hub and relay;
-// PROFILE_AB="NAME=value" adds a second hub+relay pair ("B") started with that environment, measured
-// in turns with the first, to compare a setting under the same load.
+// PROFILE_AB=tls adds a second hub+relay pair ("B") with TLS between them, PROFILE_AB="NAME=value"
+// one started with that environment; the pairs are measured in turns, to compare under the same load.
 import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -55,7 +55,8 @@ async function main(): Promise<void> {
   try {
     let hubTls: object = {};
     let relayTls: object = {};
-    if (TLS) {
+    const tlsB = AB === "tls";
+    if (TLS || tlsB) {
       execFileSync(
         "openssl",
         [
@@ -68,19 +69,19 @@ async function main(): Promise<void> {
       hubTls = { tls: { cert: dir.file("hub.pem"), key: dir.file("hub.key") } };
       relayTls = { tls: { ca: dir.file("hub.pem") } };
     }
-    const startPair = async (name: string, env: Record<string, string>): Promise<Pair> => {
+    const startPair = async (name: string, env: Record<string, string>, tls = TLS): Promise<Pair> => {
       const hub = await startHubProcess(dir, {
         name: `hub-${name}`,
         policy: POLICY,
         env: { VIGIL_LOG_LEVEL: "warn", ...env },
-        extra: hubTls,
+        extra: tls ? hubTls : {},
       });
       const saved = { ...process.env };
       Object.assign(process.env, env);
       const relay = startRelayProcess(dir, {
         id: `prof-${name}`,
         hub: hub.grpc,
-        extra: relayTls,
+        extra: tls ? relayTls : {},
         connections: [
           {
             name: "web-1",
@@ -91,15 +92,22 @@ async function main(): Promise<void> {
         ],
       });
       process.env = saved;
+      // With tls the hub's API is HTTPS with the same self-signed certificate.
+      if (tls) process.env.NODE_EXTRA_CA_CERTS = dir.file("hub.pem");
+      const ca: Record<string, string> = tls
+        ? { VIGIL_CA: dir.file("hub.pem"), NODE_EXTRA_CA_CERTS: dir.file("hub.pem") }
+        : {};
+      if (tls) process.env.NODE_TLS_REJECT_UNAUTHORIZED = "0"; // this process's API polls, loopback only
       await waitForRelay(hub, `prof-${name}`);
-      return { hub, relay, token: await createToken(hub, hub.adminToken, "bench-agent", ["agents"]) };
+      return { hub, relay, token: await createToken(hub, hub.adminToken, "bench-agent", ["agents"], ca) };
     };
     // PROFILE_NODE_OPTIONS: node options for both pairs (--perf-basic-prof for perf, an --import hook).
     const nodeOptions: Record<string, string> = process.env.PROFILE_NODE_OPTIONS
       ? { NODE_OPTIONS: process.env.PROFILE_NODE_OPTIONS }
       : {};
     pairs.A = await startPair("a", { ...nodeOptions });
-    if (AB) {
+    if (tlsB) pairs.B = await startPair("b", { ...nodeOptions }, true);
+    else if (AB) {
       const at = AB.indexOf("=");
       const [k, v] = at < 0 ? [AB, "1"] : [AB.slice(0, at), AB.slice(at + 1)];
       pairs.B = await startPair("b", { ...nodeOptions, [k]: v });
