@@ -52,6 +52,8 @@ async function main(): Promise<void> {
   const sshd: SshdHandle = await startSshd();
   const sshdPid = Number(readFileSync(join(dirname(sshd.hostKeyPath), "sshd.pid"), "utf8"));
   const pairs: Record<string, Pair> = {};
+  /** Every process started, stopped at the end even when a pair never came up. */
+  const started: VigilProcess[] = [];
   try {
     let hubTls: object = {};
     let relayTls: object = {};
@@ -78,6 +80,7 @@ async function main(): Promise<void> {
       });
       const saved = { ...process.env };
       Object.assign(process.env, env);
+      started.push(hub.proc);
       const relay = startRelayProcess(dir, {
         id: `prof-${name}`,
         hub: hub.grpc,
@@ -91,6 +94,7 @@ async function main(): Promise<void> {
           },
         ],
       });
+      started.push(relay);
       process.env = saved;
       // With tls the hub's API is HTTPS with the same self-signed certificate.
       if (tls) process.env.NODE_EXTRA_CA_CERTS = dir.file("hub.pem");
@@ -233,10 +237,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    for (const pair of Object.values(pairs)) {
-      await pair.relay.stop();
-      await pair.hub.proc.stop();
-    }
+    for (const proc of started.reverse()) await proc.stop();
     await sshd.stop();
     dir.cleanup();
   }
