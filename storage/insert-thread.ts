@@ -38,7 +38,10 @@ export class InsertThread {
    */
   insert(request: Omit<InsertRequest, "op" | "path">): Promise<void> {
     if (this.closed) return Promise.reject(new VigilError("internal", "the insert thread is closed"));
-    return call({ op: "insert", path: this.path, ...request }, [request.bytes.buffer as ArrayBuffer, request.ends.buffer as ArrayBuffer]);
+    return call({ op: "insert", path: this.path, ...request }, [
+      request.bytes.buffer as ArrayBuffer,
+      request.ends.buffer as ArrayBuffer,
+    ]);
   }
 
   /** Close the thread's session (after its running insert): the data directory is free of it. */

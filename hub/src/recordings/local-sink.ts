@@ -1,5 +1,5 @@
 import { BinaryWriter } from "@bufbuild/protobuf/wire";
-import { RecordingEvent } from "../../../lib/recording/chain.js";
+import { encodeChained, RecordingEvent } from "../../../lib/recording/chain.js";
 import { VigilError } from "../../../lib/errors.js";
 import type { Logger } from "../../../lib/log.js";
 import { ENGINE_NICE_YIELDING, engineKeepsUp, watchEngineThreads } from "../../../storage/engine-threads.js";
@@ -85,9 +85,9 @@ export class LocalSink implements EventSink {
     return !this.closed && this.written - this.stored < MAX_QUEUED && (this.opened?.ok() ?? true);
   }
 
-  write(event: RecordingEvent): void {
+  write(event: RecordingEvent, hashed?: Uint8Array): void {
     if (this.closed) return;
-    const encoded = RecordingEvent.encode(event, this.writer).finish();
+    const encoded = hashed ? encodeChained(event, hashed) : RecordingEvent.encode(event, this.writer).finish();
     let chunk = this.chunks.at(-1);
     if (!chunk || chunk.ends.length >= BATCH_EVENTS || chunk === this.sending) {
       chunk = { bytes: Buffer.allocUnsafeSlow(Math.max(CHUNK_BYTES, encoded.length)), used: 0, ends: [] };
@@ -172,7 +172,8 @@ export class LocalSink implements EventSink {
         });
         this.chunks.shift();
         this.stored += chunk.ends.length;
-        if (this.failing) this.log.info({ queued: this.written - this.stored }, "recording store is taking events again");
+        if (this.failing)
+          this.log.info({ queued: this.written - this.stored }, "recording store is taking events again");
         this.failing = false;
       } catch (err) {
         if (!this.failing) this.log.error({ err: (err as Error).message }, "recording insert failed; retrying");
