@@ -9,8 +9,13 @@ import type { RecordingStore } from "../../../storage/recordings.js";
 import type { EventSink } from "../../../relay-agent/src/recording/recorder.js";
 import type { LiveFeed } from "./live.js";
 
-/** Gather events this long before one insert: a burst of statements becomes one batch. */
-const BATCH_MS = 20;
+/**
+ * Gather events this long before one insert: a burst of statements becomes one batch. Every insert
+ * makes new parts that chDB's threads merge later; at 20 ms a single busy session made 50 inserts a
+ * second and their merges cost more CPU than the inserts. Session ends are stored at once (flush),
+ * and the live view does not wait for inserts.
+ */
+const BATCH_MS = 250;
 const BATCH_EVENTS = 10_000;
 /** Events held while the store refuses inserts; beyond this the relay stops taking sessions. */
 const MAX_QUEUED = 200_000;
