@@ -5,16 +5,16 @@ import type { InsertRequest, InsertThreadRequest, InsertThreadReply } from "./in
 /**
  * Recorded events stored into the embedded ClickHouse (chDB) from a thread of their own. Under
  * `vigil up` the data path (front doors, relay engines) runs on the main thread; building the
- * insert payload (proto3 JSON of each body, session summaries) and chDB's own calls took a third of
- * that thread's CPU per statement and held it for a millisecond or more per batch, which queries
- * in flight waited out. The main thread now only encodes each event (protobuf, as the hash chain
- * already does) and hands batches of bytes over.
+ * insert payload (proto3 JSON of each body, session summaries) and calling chDB there held it for a
+ * millisecond or more per batch, which queries in flight waited out, and cost it CPU per statement.
+ * The main thread now only appends each event's protobuf (the bytes the hash chain encoded) to a
+ * batch and hands batches of bytes over.
  *
  * chDB binds one data directory per process and serves every thread of it from one engine, so the
  * thread opens its own session on the same path as the hub's store. The engine does not survive a
  * thread that loaded it ending (the thread's native cleanup shuts it down for the whole process):
- * the thread is therefore started once and kept for the life of the process (unref'd), and closing
- * a store closes its session, not the thread.
+ * the thread is therefore started once and kept for the life of the process (unref'd while no reply
+ * is due), and closing a store closes its session, not the thread.
  */
 export class InsertThread {
   private closed = false;
