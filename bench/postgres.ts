@@ -252,18 +252,33 @@ const SPEED_NOTES = [
     "(once per row of the 1M-row select). --max-semi-space-size=64 lowered vigil's CPU per transaction in " +
     "six paired runs of six, but a full run of this benchmark with it did not differ from the run above " +
     "beyond the spread: not adopted.",
-  "What is left (perf and V8 CPU profiles of the vigil process under pgbench -S, and CPU per thread from " +
-    "/proc): on the main thread, socket writes and reads with TLS are about a fifth of its CPU (a write to " +
-    "loopback also runs the receiver's TCP path and wakes it), the recording about a third (protobuf " +
-    "encode and SHA-256 for the chain, then the local sink's proto3 JSON rows for chDB), and streams, the " +
-    "in-memory tunnel and the engine the rest, none above a few percent; chDB's threads cost 100–150 µs " +
-    "per transaction on top (two events per transaction: command and result), deferred but not removed " +
-    "by the priority change. The throughput targets (0.5×, 0.6×) would need the whole relay path, " +
-    "recording included, at roughly PostgreSQL's own cost per statement. The 1M-row select costs the relay " +
-    "~2–5 µs of CPU per row (shown per run above: DataRow framing, the row digest, masking, TLS), CPU the " +
-    "2 vCPUs must find next to PostgreSQL's and psql's, so its ratio moves with the machine's load more than " +
-    "any other number here; p99 is dominated by scheduling on the loaded VM (direct p99 itself moves between " +
-    "0.2 and 4.5 ms from run to run).",
+  "Since commit cc5f61e (0.14× / 0.10×, +0.21 ms p50, +2.34 ms p99, 1M rows 1.50×): probes of the latency " +
+    "phase inside the vigil process (an event-loop delay histogram, a 2 ms timer logging each stall, GC " +
+    "entries and the start and synchronous part of each recording insert, matched with the client's time of " +
+    "every slow query) showed each insert of the local sink building its batch (proto3 JSON lines, session " +
+    "rows) synchronously on the main thread: ~1 ms per ~100 events (up to 8 ms), overlapping a fifth to a " +
+    "third of the queries above 2 ms. Scavenges (1–2 ms, 7–8 per 5000 queries) overlapped a few more; in most " +
+    "other stalls a CPU profile had no sample at all, i.e. the main thread was not running (other processes " +
+    "on the 2 vCPUs). The sink now only appends each event's protobuf (the bytes the hash chain already " +
+    "encoded) to the batch, and a worker thread decodes it, builds the rows and calls chDB on its own session " +
+    "on the same data dir; inserts go every 250 ms instead of 20 (one busy session made 50 parts a second for " +
+    "chDB to merge). Paired runs (the previous and the new vigil up against one PostgreSQL, alternating, load " +
+    "5–14): main-thread CPU per pgbench -S transaction 103–200 µs before, 127–182 µs after; scavenges in the " +
+    "latency phase 7–8 before, 4–5 after; SELECT 1 p99 2.7–14 ms before, 1.6–9 ms after, moving with the " +
+    "machine's load more than with the version.",
+  "What is left (V8 CPU profile of the main thread and strace of the vigil process under pgbench -S, CPU " +
+    "per thread from /proc): socket writes are about 45% of the main thread's CPU (TLS encryption, and a " +
+    "write to loopback also runs the receiver's TCP path and wakes it) at ~1.5 writes and ~1.5 reads per " +
+    "transaction, so there is nothing left to coalesce; the recording's part is about 13% (protobuf encode " +
+    "and SHA-256 for the chain); the engine, streams and the in-memory tunnel the rest, none above a few " +
+    "percent. The other threads (chDB's, at nice 10 like the insert thread, and V8's) cost 80–160 µs per " +
+    "transaction on top. The " +
+    "throughput targets (0.5×, 0.6×) would need the whole relay path, recording included, at roughly " +
+    "PostgreSQL's own cost per statement. The 1M-row select costs the relay ~2–5 µs of CPU per row (shown " +
+    "per run above: DataRow framing, the row digest, masking, TLS), CPU the 2 vCPUs must find next to " +
+    "PostgreSQL's and psql's, so its ratio moves with the machine's load more than any other number here; " +
+    "p99 is dominated by scheduling on the loaded VM (direct p99 itself moves between 0.2 and 4.5 ms from " +
+    "run to run).",
 ];
 
 // ---- measurements ----
@@ -570,7 +585,8 @@ export async function run(): Promise<BenchResult> {
           "(hub and relay in one process; their tunnel is an in-memory call carrying the same signed frames): TLS " +
           "from the client to the hub (sslmode=require, the token as password), then the relay's engine parses " +
           "every statement (libpg-query, analyses cached per text and per integer-literal shape), evaluates policy, applies masks, and " +
-          "records commands and results (digest and a 5-row sample per result) into its embedded store (chDB, in its data dir). " +
+          "records commands and results (digest and a 5-row sample per result) into its embedded store (chDB, in its data dir, " +
+          "written from a thread of its own). " +
           "PostgreSQL, pgbench/psql and Vigil share the 2 vCPUs.",
         `Team policy: connect for group agents, deny drop_table / truncate / delete without WHERE, mask column c3 ` +
           "live. Default: policies/default.yaml as shipped (its detectors scan every text value, apply: both) plus " +

@@ -113,6 +113,11 @@ export class RecordingStore {
     return new RecordingStore(executor);
   }
 
+  /** Serve from `executor` over a schema another handle on the same store has brought up to date. */
+  static attach(executor: Executor): RecordingStore {
+    return new RecordingStore(executor);
+  }
+
   /**
    * Store a batch of events. Events already stored (a batch delivered again after a crash) are
    * skipped, found with one primary-key query; the table engine collapses any duplicate that races

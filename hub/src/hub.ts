@@ -38,7 +38,7 @@ import { SessionRouter } from "./tunnels/sessions.js";
 import { Ingest } from "./recordings/ingest.js";
 import { LocalLiveFeed, NatsLiveFeed } from "./recordings/live.js";
 import { LocalSink } from "./recordings/local-sink.js";
-import { storeOpener } from "./recordings/open-store.js";
+import { chdbPath, storeOpener } from "./recordings/open-store.js";
 import { Recordings } from "./recordings/service.js";
 import type { EventSink } from "../../relay-agent/src/recording/recorder.js";
 
@@ -211,7 +211,7 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
     recordings,
     localRecordingSink: () => {
       if (!openStore) throw new Error("this hub has no recording store for a local relay");
-      return (localSink ??= new LocalSink(openStore, live, log));
+      return (localSink ??= new LocalSink(openStore, live, log, chdbPath(config)));
     },
     openLocalTunnel: () => {
       const [hubEnd, relayEnd] = localCallPair();

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { generateKey } from "../keys.js";
-import { EventChain, eventHash, RecordingEvent, verifyChain, type EventBody } from "./chain.js";
+import { encodeChained, EventChain, eventHash, RecordingEvent, verifyChain, type EventBody } from "./chain.js";
 
 const bodies: EventBody[] = [
   {
@@ -50,6 +50,30 @@ describe("recording hash chain", () => {
       assert.ok(eventHash(ev).equals(ev.hash));
       prev = ev.hash;
     }
+  });
+
+  it("encodeChained gives each event's protobuf from what the chain hashed, the signed last one too", () => {
+    const key = generateKey();
+    const chain = new EventChain("s-enc");
+    const events = bodies.map((b) => [chain.append(b), chain.hashed] as const);
+    const end = chain.seal({ $case: "sessionEnd", value: { error: "gone", commands: 1 } }, key.privateKey);
+    events.push([end, chain.hashed]);
+    for (const [ev, hashed] of events) {
+      const decoded = RecordingEvent.decode(encodeChained(ev, hashed));
+      assert.deepEqual(decoded, RecordingEvent.decode(RecordingEvent.encode(ev).finish()));
+      assert.ok(Buffer.from(decoded.hash).equals(ev.hash));
+    }
+    assert.equal(RecordingEvent.decode(encodeChained(end, chain.hashed)).signature.length, 64);
+    assert.deepEqual(
+      verifyChain(
+        events.map(([ev, hashed]) => RecordingEvent.decode(encodeChained(ev, hashed))),
+        key.publicRaw,
+      ),
+      {
+        ok: true,
+        events: events.length,
+      },
+    );
   });
 
   it("verifies a sealed chain and names the first altered event", () => {

@@ -578,6 +578,26 @@ describe("ssh sessions under policy (interactive, sftp, env, signals, forwarding
     }
   });
 
+  it("ssh -X gets no X11 forwarding: the request fails, the command runs, the refusal is recorded", async () => {
+    // With DISPLAY set, ssh -X asks for X11 forwarding (with a made-up cookie where xauth is missing).
+    const r = await sshVia(
+      { ...via, env: { DISPLAY: ":0" }, options: ["-X"] },
+      "web",
+      "echo",
+      "display=${DISPLAY:-none}",
+      "x11-probe",
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "display=none x11-probe\n");
+    assert.match(r.stderr, /X11 forwarding request failed/);
+    const { events } = await recorded("x11-probe");
+    const params = Object.assign({}, ...events.filter((e) => e.type === "params").map((e) => e.params)) as Record<
+      string,
+      string
+    >;
+    assert.equal(params.x11_forwarding, "refused", JSON.stringify(params));
+  });
+
   // OpenSSH's sftp shows a status code without its message; ssh2 (what SDK-built agents use) shows it.
   describe("with an SSH library as the client", () => {
     let client: ssh2.Client;
@@ -594,6 +614,48 @@ describe("ssh sessions under policy (interactive, sftp, env, signals, forwarding
     after(() => {
       client?.end();
       jump?.end();
+    });
+
+    it("a signal request is passed to the target's sshd and recorded", async () => {
+      const sshdLog = () => readFileSync(testServices().sshd.logPath, "utf8");
+      const before = sshdLog().match(/session_signal_req/g)?.length ?? 0;
+      // A connection of its own: the session (one SSH connection) must end to be searched for.
+      const jump2 = await sshConnect({ host: "127.0.0.1", port: via.hub.sshPort, username: "gw", password: via.token });
+      const tunnel = await new Promise<ssh2.ClientChannel>((resolve, reject) =>
+        jump2.forwardOut("127.0.0.1", 0, "web", 22, (err, ch) => (err ? reject(err) : resolve(ch))),
+      );
+      const own = await sshConnect({ sock: tunnel, username: testServices().sshd.user });
+      const channel = await new Promise<ssh2.ClientChannel>((resolve, reject) =>
+        own.exec("printf 'sig-%s\\n' ready; cat; echo 4747", (err, ch) => (err ? reject(err) : resolve(ch))),
+      );
+      const closed = new Promise<void>((resolve) => channel.once("close", () => resolve()));
+      let out = "";
+      await new Promise<void>((resolve) =>
+        channel.on("data", (d: Buffer) => {
+          out += d.toString();
+          if (out.includes("sig-ready")) resolve();
+        }),
+      );
+      channel.signal("TERM");
+      // OpenSSH's sshd acts on a signal request only in a privilege-separated session (not for a root
+      // login, as here), and otherwise logs why: either way its log shows the request arrived.
+      await eventually(
+        "sshd's log of the signal request",
+        async () => ((sshdLog().match(/session_signal_req/g)?.length ?? 0) > before ? true : undefined),
+        10_000,
+      );
+      // End of input ends the cat and the command.
+      channel.end();
+      await closed;
+      own.end();
+      jump2.end();
+      const { events } = await recorded("4747");
+      const sent = commands(events).filter((c) => c.source === "signal");
+      assert.deepEqual(
+        sent.map((c) => c.text),
+        ["signal TERM"],
+        JSON.stringify(commands(events)),
+      );
     });
 
     it("sftp: a refused remove carries Vigil's reason in its status message", async () => {

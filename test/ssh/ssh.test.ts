@@ -132,11 +132,16 @@ describe("ssh -J through the hub's jump host and a relay's ssh engine", function
       config,
       cfg.stdout + "Host *\n  PreferredAuthentications password\n  PubkeyAuthentication no\n  LogLevel ERROR\n",
     );
-    const r = await run("sshpass", ["-e", "ssh", "-F", config, `${testServices().sshd.user}@web-1`, "echo", "pinned"], {
-      env: { ...process.env, SSHPASS: token },
-    });
+    const r = await run(
+      "sshpass",
+      ["-e", "ssh", "-v", "-F", config, `${testServices().sshd.user}@web-1`, "echo", "pinned"],
+      { env: { ...process.env, SSHPASS: token } },
+    );
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, "pinned\n");
+    // Both SSH layers (to the jump host, and through it to the relay) take AES-GCM, as the block asks.
+    const ciphers = [...r.stderr.matchAll(/kex: client->server cipher: (\S+)/g)].map((m) => m[1]);
+    assert.deepEqual(ciphers, ["aes128-gcm@openssh.com", "aes128-gcm@openssh.com"], r.stderr);
   });
 
   it("forwards a port (ssh -W, a local forward) only where a rule allows it", async () => {

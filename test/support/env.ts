@@ -12,6 +12,7 @@ export const TEST_ENV = {
   sshdUser: "VIGIL_TEST_SSHD_USER",
   sshdKey: "VIGIL_TEST_SSHD_KEY",
   sshdHostPublicKey: "VIGIL_TEST_SSHD_HOST_PUBLIC_KEY",
+  sshdLog: "VIGIL_TEST_SSHD_LOG",
 } as const;
 
 export type TestEnvKey = keyof typeof TEST_ENV;
@@ -27,6 +28,8 @@ export interface TestServices {
     clientKeyPath: string;
     /** `ssh-ed25519 AAAA...` line, for tests that verify the host key. */
     hostPublicKey: string;
+    /** sshd's own log (level INFO). */
+    logPath: string;
   };
 }
 
@@ -54,6 +57,7 @@ export function testServices(): TestServices {
       user: env.sshdUser,
       clientKeyPath: env.sshdKey,
       hostPublicKey: env.sshdHostPublicKey,
+      logPath: env.sshdLog,
     },
   };
 }

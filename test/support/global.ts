@@ -26,6 +26,7 @@ function publish(pg: PostgresHandle, nats: NatsHandle, sshd: SshdHandle): void {
     sshdUser: sshd.user,
     sshdKey: sshd.clientKeyPath,
     sshdHostPublicKey: sshd.hostPublicKey,
+    sshdLog: sshd.logPath,
   };
   for (const [key, value] of Object.entries(values) as [TestEnvKey, string][]) process.env[TEST_ENV[key]] = value;
 }

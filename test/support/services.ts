@@ -520,6 +520,8 @@ export interface SshdHandle extends ServiceHandle {
   hostKeyPath: string;
   /** `ssh-ed25519 AAAA...` line of the server's host key. */
   hostPublicKey: string;
+  /** sshd's own log (stderr, level INFO). */
+  logPath: string;
 }
 
 export interface SshTarget {
@@ -616,5 +618,5 @@ export async function startSshd(): Promise<SshdHandle> {
     throw failure;
   }
   const hostPublicKey = (await readFile(`${hostKeyPath}.pub`, "utf8")).trim();
-  return { host: LOOPBACK, port, user, clientKeyPath, hostKeyPath, hostPublicKey, stop };
+  return { host: LOOPBACK, port, user, clientKeyPath, hostKeyPath, hostPublicKey, logPath, stop };
 }

@@ -16,8 +16,8 @@ import { RecordingStore } from "../../../storage/recordings.js";
 export function storeOpener(config: Config, log: Logger): (() => Promise<RecordingStore>) | undefined {
   const { embedded, clickhouse, retentionDays } = config.storage;
   const open = async () => {
-    if (clickhouse?.url) return openClickHouse({ url: clickhouse.url, database: clickhouse.database });
-    const path = clickhouse?.path ?? join(embedded!.path, "clickhouse");
+    const path = chdbPath(config);
+    if (!path) return openClickHouse({ url: clickhouse!.url!, database: clickhouse!.database });
     return openChdb(path);
   };
   if (!embedded && !clickhouse) return undefined;
@@ -32,4 +32,12 @@ export function storeOpener(config: Config, log: Logger): (() => Promise<Recordi
       });
     return opened;
   };
+}
+
+/** The chDB data directory of this process's store; undefined when it is a ClickHouse server (or none). */
+export function chdbPath(config: Config): string | undefined {
+  const { embedded, clickhouse } = config.storage;
+  if (clickhouse?.url) return undefined;
+  if (clickhouse?.path) return clickhouse.path;
+  return embedded ? join(embedded.path, "clickhouse") : undefined;
 }

@@ -14,8 +14,11 @@ export type { EventBody } from "../../../lib/recording/chain.js";
 export interface EventSink {
   /** Resolves when a new session's events can be kept; rejects when they cannot (fail closed). */
   ready(sessionId: string): Promise<void>;
-  /** Queue one event. Never blocks the data path, never throws. */
-  write(event: RecordingEvent): void;
+  /**
+   * Queue one event. Never blocks the data path, never throws. `hashed` is what its chain hashed
+   * (`encodeChained` turns it into the event's protobuf without encoding it again).
+   */
+  write(event: RecordingEvent, hashed?: Uint8Array): void;
   /** False once events can no longer be kept: engines then refuse commands. */
   ok(): boolean;
   /** Resolves when everything written so far for the session is stored (acked, spooled or on disk). */
@@ -67,7 +70,7 @@ export class Recorder {
       const loss = sink.takeLoss?.(sessionId);
       if (!loss) return;
       const message = `${loss.events} recorded events (seq ${loss.firstSeq}-${loss.lastSeq}) were lost: recording storage was unavailable`;
-      sink.write(chain.append({ $case: "error", value: { code: "recording_gap", message } }));
+      sink.write(chain.append({ $case: "error", value: { code: "recording_gap", message } }), chain.hashed);
     };
     return {
       ok: () => sink.ok(),
@@ -75,13 +78,13 @@ export class Recorder {
         if (ended) return;
         if (body.$case === "command") commands++;
         recordLoss();
-        sink.write(chain.append(body));
+        sink.write(chain.append(body), chain.hashed);
       },
       end: async (end) => {
         if (ended) return;
         ended = true;
         recordLoss();
-        sink.write(chain.seal({ $case: "sessionEnd", value: { ...end, commands } }, this.key));
+        sink.write(chain.seal({ $case: "sessionEnd", value: { ...end, commands } }, this.key), chain.hashed);
         await sink.flush(sessionId);
       },
     };

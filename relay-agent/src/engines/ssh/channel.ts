@@ -73,20 +73,28 @@ export class SessionChannel {
     session.on("env", (accept, reject, info) => {
       void this.env.request(info.key, info.val).then((ok) => (ok ? accept?.() : reject?.()));
     });
+    // A signal goes to the session's own process, which policy already let run: passed on, not
+    // judged, but recorded (who stopped what is evidence too).
     session.on("signal", (accept, reject, info) => {
+      if (!this.target) return reject?.(); // nothing runs yet to signal
       try {
-        this.target?.signal(info.name);
-        accept?.();
+        this.target.signal(info.name);
       } catch {
-        reject?.(); // a signal name ssh2 does not know
+        return reject?.(); // a signal name ssh2 does not know
       }
+      deps.judge.note("signal", `signal ${info.name}`, ["signal"], "not judged: a signal to the session's own process");
+      accept?.();
     });
     session.on("auth-agent", (_accept, reject) => {
       ctx.log.info("agent forwarding refused");
       deps.learned({ agent_forwarding: "refused" });
       reject?.();
     });
-    session.on("x11", (_accept, reject) => reject?.());
+    session.on("x11", (_accept, reject) => {
+      ctx.log.info("X11 forwarding refused");
+      deps.learned({ x11_forwarding: "refused" });
+      reject?.();
+    });
     session.on(
       "shell",
       (accept, reject) => this.once(reject) && void this.shell(accept).catch((err) => this.failed(err)),

@@ -5,7 +5,7 @@ import { MaskerCache } from "../postgres/row-masker.js";
 import type { SessionContext } from "../engine.js";
 
 /** Where a command came from, as the recording names it. */
-export type CommandSource = "exec" | "shell" | "sftp" | "forward" | "env";
+export type CommandSource = "exec" | "shell" | "sftp" | "forward" | "env" | "signal";
 
 /** The outcome of judging one command: run it (with these masks) or refuse it with a message. */
 export type Verdict = { run: true; seq: number; masks: MaskPlan } | { run: false; seq: number; message: string };
