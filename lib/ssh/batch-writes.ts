@@ -1,13 +1,17 @@
 import type { Socket } from "node:net";
 
+/** What one tick wrote that makes the socket stay corked for the rest of the loop's I/O phase. */
+const BULK_BYTES = 16 * 1024;
+
 /**
- * Gather what is written to `socket` during one turn of the event loop into one writev. ssh2 writes
- * every SSH packet (32 KiB at most) to its socket as it is encrypted, one syscall and one TCP segment
- * each; when a tunnel frame or a socket read brings several packets at once, they now leave together
- * once the loop has run the I/O callbacks that were ready (setImmediate: several reads of one turn
- * share a write). No timer, so an interactive keystroke leaves in the same turn.
+ * Gather what is written to `socket` during one tick into one writev. ssh2 writes every SSH packet
+ * (32 KiB at most) to its socket as it is encrypted, one syscall and one TCP segment each; when a
+ * tunnel frame or a socket read brings several packets at once, they now leave together, right after
+ * the handlers that wrote them. A tick that wrote BULK_BYTES or more (a file transfer) stays corked
+ * until the loop's I/O phase is over (setImmediate), so several reads of one turn share a write; a
+ * keystroke leaves after its tick. No timer either way.
  */
-export function batchWritesPerTurn<S extends Socket>(socket: S): S {
+export function batchWritesPerTick<S extends Socket>(socket: S): S {
   const write = socket.write;
   let corked = false;
   const uncork = () => {
@@ -18,7 +22,7 @@ export function batchWritesPerTurn<S extends Socket>(socket: S): S {
     if (!corked) {
       corked = true;
       socket.cork();
-      setImmediate(uncork);
+      process.nextTick(() => (socket.writableLength >= BULK_BYTES ? setImmediate(uncork) : uncork()));
     }
     return write.apply(this, args);
   } as Socket["write"];

@@ -90,7 +90,7 @@ describe("in-process tunnel call pair", () => {
     assert.ok(all.subarray(6).every((c) => c === 0x58));
   });
 
-  it("sends what one turn of the event loop wrote as one data frame, and holds the writer while the call is full", async () => {
+  it("sends what one tick wrote as one data frame, and holds the writer while the call is full", async () => {
     const [hubEnd, relayEnd] = localCallPair();
     const hub = new FrameDuplex(hubEnd, { lostCode: "relay_lost", peer: "relay" });
     const frames: string[] = [];

@@ -4,7 +4,7 @@ import type { AuthContext, Connection, ServerChannel, TcpipRequestInfo } from "s
 import { formatHostPort, parseHostPort } from "../../../../lib/address.js";
 import { VigilError } from "../../../../lib/errors.js";
 import type { Logger } from "../../../../lib/log.js";
-import { batchWritesPerTurn } from "../../../../lib/ssh/batch-writes.js";
+import { batchWritesPerTick } from "../../../../lib/ssh/batch-writes.js";
 import { SSH_SERVER_CIPHERS } from "../../../../lib/ssh/ciphers.js";
 import type { SshHostKey } from "../../../../lib/ssh/host-key.js";
 import { FrameDuplex } from "../../../../lib/tunnel/frame-duplex.js";
@@ -50,7 +50,7 @@ export async function startSshJumpHost(listen: string, deps: SshJumpHostDeps): P
   const server = createServer({ noDelay: true }, (socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
-    ssh.injectSocket(batchWritesPerTurn(socket));
+    ssh.injectSocket(batchWritesPerTick(socket));
   });
   const { host, port } = parseHostPort(listen);
   await new Promise<void>((resolve, reject) => {

@@ -3,7 +3,7 @@ import ssh2 from "ssh2";
 import type { Client as SshClient, ClientChannel, ParsedKey } from "ssh2";
 import { parseHostPort } from "../../../../lib/address.js";
 import { VigilError } from "../../../../lib/errors.js";
-import { batchWritesPerTurn } from "../../../../lib/ssh/batch-writes.js";
+import { batchWritesPerTick } from "../../../../lib/ssh/batch-writes.js";
 import { SSH_CLIENT_CIPHERS } from "../../../../lib/ssh/ciphers.js";
 import type { SshCredentials } from "./credentials.js";
 
@@ -40,7 +40,7 @@ export function connectTarget(address: string, creds: SshCredentials): Promise<S
     });
     client.connect({
       // Our own socket, so that the packets of one tick leave in one write.
-      sock: batchWritesPerTurn(connect({ host, port })),
+      sock: batchWritesPerTick(connect({ host, port })),
       username: creds.user,
       ...(creds.privateKey ? { privateKey: creds.privateKey } : { password: creds.password }),
       readyTimeout: CONNECT_TIMEOUT_MS,
