@@ -102,8 +102,8 @@ export class FrameDuplex extends Duplex {
    * MAX_FRAME_BYTES): a relayed SSH connection writes one chunk per 32 KiB packet, and a gRPC
    * message per packet cost more CPU than the bytes. A tick that gathered BULK_BYTES or more (a file
    * transfer, not a keystroke) waits for the rest of the loop's I/O phase (setImmediate), which joins
-   * what several socket reads of one turn brought: scp's frames from the hub to the relay grew from
-   * about 56 KiB to 180 KiB, and from the relay to the hub from 225 KiB to 460 KiB. Small writes leave
+   * what several socket reads of one turn brought: scp's frames from the relay to the hub grew from
+   * about 56 KiB to 190 KiB, and from the hub to the relay from 230 KiB to 380 KiB. Small writes leave
    * right after the tick: deferring every flush to setImmediate added 0.07–0.2 ms to the keystroke
    * echo. Nothing waits for a timer.
    */
