@@ -111,12 +111,16 @@ const sha256 = (file: string) => createHash("sha256").update(readFileSync(file))
 const pct = (sorted: number[], p: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))]!;
 
-function directPath(dir: Workdir, sshd: SshdHandle): Path {
-  const config = dir.file("direct.ssh_config");
+/** What `vigil ssh-config` prints for its Host blocks besides ProxyJump and known hosts. */
+const SSH_CONFIG_CIPHERS = ["  Ciphers ^aes128-gcm@openssh.com,aes256-gcm@openssh.com"];
+
+function directPath(dir: Workdir, sshd: SshdHandle, extra: string[] = [], name = "direct"): Path {
+  const config = dir.file(`${name}.ssh_config`);
   writeFileSync(
     config,
     [
       "Host *",
+      ...extra,
       `  IdentityFile ${sshd.clientKeyPath}`,
       `  Port ${sshd.port}`,
       "  IdentitiesOnly yes",
@@ -130,12 +134,21 @@ function directPath(dir: Workdir, sshd: SshdHandle): Path {
   return { options: ["-F", config], destination: `${sshd.user}@127.0.0.1`, env: process.env };
 }
 
-function vigilPath(dir: Workdir, sshd: SshdHandle, sshPort: number, token: string): Path {
-  const config = dir.file("vigil.ssh_config");
+function vigilPath(
+  dir: Workdir,
+  sshd: SshdHandle,
+  sshPort: number,
+  token: string,
+  extra: string[] = [],
+  name = "vigil",
+): Path {
+  // Host * applies to the jump (ProxyJump's own ssh reads this file too) and to the target.
+  const config = dir.file(`${name}.ssh_config`);
   writeFileSync(
     config,
     [
       "Host *",
+      ...extra,
       "  PubkeyAuthentication no",
       "  PreferredAuthentications keyboard-interactive,password",
       "  StrictHostKeyChecking no",
@@ -159,11 +172,18 @@ function vigilPath(dir: Workdir, sshd: SshdHandle, sshPort: number, token: strin
   };
 }
 
-type Layout = "apart" | "up";
-const LAYOUTS: { key: Layout; label: string }[] = [
-  { key: "apart", label: "hub, relay apart" },
-  { key: "up", label: "vigil up (hub+relay one process)" },
+type Layout = "apart" | "up" | "apart-gcm";
+type Side = "direct" | "direct-gcm" | Layout;
+const LAYOUTS: { key: Layout; label: string; direct: "direct" | "direct-gcm" }[] = [
+  { key: "apart", label: "hub, relay apart", direct: "direct" },
+  { key: "up", label: "vigil up (hub+relay one process)", direct: "direct" },
+  {
+    key: "apart-gcm",
+    label: "hub, relay apart, vigil ssh-config's ciphers (AES-GCM first; direct likewise)",
+    direct: "direct-gcm",
+  },
 ];
+const SIDES: Side[] = ["direct", "apart", "up", "direct-gcm", "apart-gcm"];
 
 export async function run(): Promise<BenchResult> {
   const loadAtStart = loadavg()[0] ?? 0;
@@ -180,9 +200,12 @@ export async function run(): Promise<BenchResult> {
     const vigilUp = await startVigilUp(dir, sshd);
     up = vigilUp.proc;
     const direct = directPath(dir, sshd);
-    const paths: Record<Layout, Path> = {
+    const paths: Record<Side, Path> = {
+      direct,
+      "direct-gcm": directPath(dir, sshd, SSH_CONFIG_CIPHERS, "direct-gcm"),
       apart: vigilPath(dir, sshd, hub.sshPort, token),
       up: vigilPath(dir, sshd, vigilUp.sshPort, vigilUp.token),
+      "apart-gcm": vigilPath(dir, sshd, hub.sshPort, token, SSH_CONFIG_CIPHERS, "vigil-gcm"),
     };
     // Before timing: each path judges commands (rm -rf / is refused with 126).
     for (const layout of LAYOUTS) {
@@ -199,42 +222,44 @@ export async function run(): Promise<BenchResult> {
     await check("make the file", runCommand("sh", ["-c", `head -c ${FILE_BYTES} /dev/urandom > ${source}`]));
     console.error("ssh bench: scp direct and through both layouts, in turns");
     type Times = { up: number; down: number };
-    const rounds: { direct: Times; apart: Times; up: Times }[] = [];
+    const rounds: Record<Side, Times>[] = [];
     const roundLoads: number[] = [];
     const procs = { hub: hub.proc.pid, relay: relay.pid, up: up.pid };
-    const cpu = { hub: 0, relay: 0, up: 0 };
+    const cpu = { hub: 0, relay: 0, up: 0, hubGcm: 0, relayGcm: 0 };
     // The event loop runs on the main thread (thread id = pid); the rest is mostly V8's GC helpers.
     const loop = { hub: 0, relay: 0, up: 0 };
     const loopSeconds = (pid: number) => cpuSeconds(pid, pid);
     for (let i = 0; i < ROUNDS; i++) {
       // Who goes first rotates, so a burst of load elsewhere does not always hit the same side.
-      const order = (["direct", "apart", "up"] as const).map((_, k, all) => all[(k + i) % all.length]!);
-      const round: Partial<Record<"direct" | Layout, Times>> = {};
+      const order = SIDES.map((_, k, all) => all[(k + i) % all.length]!);
+      const round: Partial<Record<Side, Times>> = {};
       for (const side of order) {
         const before = { hub: cpuSeconds(procs.hub), relay: cpuSeconds(procs.relay), up: cpuSeconds(procs.up) };
         const beforeLoop = { hub: loopSeconds(procs.hub), relay: loopSeconds(procs.relay), up: loopSeconds(procs.up) };
-        round[side] = await scpTimes(dir, side === "direct" ? direct : paths[side], source, `r${i}${side}`);
+        round[side] = await scpTimes(dir, paths[side], source, `r${i}${side}`);
         if (side === "apart") {
           cpu.hub += cpuSeconds(procs.hub) - before.hub;
           cpu.relay += cpuSeconds(procs.relay) - before.relay;
           loop.hub += loopSeconds(procs.hub) - beforeLoop.hub;
           loop.relay += loopSeconds(procs.relay) - beforeLoop.relay;
+        } else if (side === "apart-gcm") {
+          cpu.hubGcm += cpuSeconds(procs.hub) - before.hub;
+          cpu.relayGcm += cpuSeconds(procs.relay) - before.relay;
         } else if (side === "up") {
           cpu.up += cpuSeconds(procs.up) - before.up;
           loop.up += loopSeconds(procs.up) - beforeLoop.up;
         }
       }
-      rounds.push(round as { direct: Times; apart: Times; up: Times });
+      rounds.push(round as Record<Side, Times>);
       roundLoads.push(loadavg()[0] ?? 0);
     }
     // Per transfer (one up or one down), what the processes spent.
     const perTransfer = (c: number) => c / (2 * ROUNDS);
     const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
-    const medians = (side: "direct" | Layout): Times => ({
+    const medians = (side: Side): Times => ({
       up: median(rounds.map((r) => r[side].up)),
       down: median(rounds.map((r) => r[side].down)),
     });
-    const scpDirect = medians("direct");
     console.error("ssh bench: keystroke echo direct, then through Vigil (hub, relay apart)");
     const latDirect = await echoLatencies(direct);
     const latVigil = await echoLatencies(paths.apart);
@@ -243,8 +268,9 @@ export async function run(): Promise<BenchResult> {
     const mb = FILE_BYTES / 1e6;
     const rate = (s: number) => mb / s;
     const added = pct(latVigil, 50) - pct(latDirect, 50);
-    const scpRows = (layout: { key: Layout; label: string }): BenchRow[] => {
+    const scpRows = (layout: (typeof LAYOUTS)[number]): BenchRow[] => {
       const v = medians(layout.key);
+      const scpDirect = medians(layout.direct);
       const row = (what: "upload" | "download", d: number, x: number): BenchRow => ({
         metric: `${layout.label}: scp ${what} ${mib} MiB`,
         direct: rate(d),
@@ -276,7 +302,7 @@ export async function run(): Promise<BenchResult> {
         better: "lower",
       },
     ];
-    const perRound = (side: "direct" | Layout) =>
+    const perRound = (side: Side) =>
       rounds.map((r) => `${rate(r[side].up).toFixed(0)}/${rate(r[side].down).toFixed(0)}`).join(", ");
     return {
       name: "ssh",
@@ -287,8 +313,9 @@ export async function run(): Promise<BenchResult> {
       rows,
       notes: [
         "Direct = OpenSSH 9.2 (ssh, scp) to a local sshd with a key. Through Vigil = the same tools with `-J` to the hub's jump host (token by SSH_ASKPASS); the relay's ssh engine terminates the client's SSH (its own host key), judges every command and records the session (apart: NDJSON files in the relay's data dir; vigil up: its embedded chDB store), and logs in to the same sshd with its own key. Two layouts: a `vigil hub` and a `vigil relay` process (a gRPC tunnel between them), and `vigil up` (both in one process, the tunnel in memory). Three SSH encryptions on the way instead of one (client↔hub, client↔relay inside it, relay↔sshd), all on the same 2 vCPUs as the tools and sshd.",
-        `scp: a ${mib} MiB random file, up (scp's default SFTP protocol, so every packet passes the relay's sftp inspector) and back down, wall time including connection set-up; the file is checked (SHA-256) after each round trip. ${ROUNDS} rounds of direct and both layouts back to back (who goes first rotates); medians shown. Every round, MB/s up/down: direct ${perRound("direct")}; apart ${perRound("apart")}; vigil up ${perRound("up")}; load average after each round ${roundLoads.map((l) => l.toFixed(1)).join(", ")}. Under load the apart layout falls further behind than vigil up, mostly through garbage collection in the hub or the relay: every byte passes through several Node Buffers (socket read, gRPC message, SSH packet), V8 counts them as external memory and starts a mark-compact whenever that has grown 64 MB past what the last one left, and on a busy machine the marking (on V8's helper threads) can take longer than the next 64 MB take to arrive, so a process ends up marking back to back (seen with --trace-gc; the gap between a process's CPU and its event loop's below). scp also keeps at most 64 requests of 32 KiB in flight, each waiting for its answer through every process on the way.`,
+        `scp: a ${mib} MiB random file, up (scp's default SFTP protocol, so every packet passes the relay's sftp inspector) and back down, wall time including connection set-up; the file is checked (SHA-256) after each round trip. ${ROUNDS} rounds of direct and both layouts back to back (who goes first rotates); medians shown. Every round, MB/s up/down: direct ${perRound("direct")}; apart ${perRound("apart")}; vigil up ${perRound("up")}; direct with AES-GCM first ${perRound("direct-gcm")}; apart with AES-GCM first ${perRound("apart-gcm")}; load average after each round ${roundLoads.map((l) => l.toFixed(1)).join(", ")}. Under load the apart layout falls further behind than vigil up, mostly through garbage collection in the hub or the relay: every byte passes through several Node Buffers (socket read, gRPC message, SSH packet), V8 counts them as external memory and starts a mark-compact whenever that has grown 64 MB past what the last one left, and on a busy machine the marking (on V8's helper threads) can take longer than the next 64 MB take to arrive, so a process ends up marking back to back (seen with --trace-gc; the gap between a process's CPU and its event loop's below). scp also keeps at most 64 requests of 32 KiB in flight, each waiting for its answer through every process on the way.`,
         `Ciphers as negotiated by default: the OpenSSH client picks chacha20-poly1305 for its two legs (and direct); the relay picks aes128-gcm to the sshd (AES instructions here). The gRPC hop between hub and relay is plaintext HTTP/2 on loopback in this bench (no \`tls\` configured). CPU per ${mib} MiB transfer (average over all rounds), in parentheses the event-loop thread's share (the rest is mostly V8's garbage-collector threads): hub ${perTransfer(cpu.hub).toFixed(2)} s (${perTransfer(loop.hub).toFixed(2)}) + relay ${perTransfer(cpu.relay).toFixed(2)} s (${perTransfer(loop.relay).toFixed(2)}) apart, ${perTransfer(cpu.up).toFixed(2)} s (${perTransfer(loop.up).toFixed(2)}) for vigil up (ssh2's packet handling in JS, ciphers in its native binding; the relay also inspects sftp and records). On a shared 2-vCPU box the ratio follows total CPU more than any one process: direct is one encryption and one decryption, through Vigil three of each, three of the six in Node.`,
+        `With \`vigil ssh-config\`'s Host blocks (\`Ciphers ^aes128-gcm@openssh.com,aes256-gcm@openssh.com\`: AES-GCM at the head of OpenSSH's list, the rest still offered; Vigil's servers offer ChaCha20 too, so clients without AES-GCM still get in) the client takes aes128-gcm for both legs through Vigil; its direct comparison takes it too. Against the default direct scp, the apart layout with these ciphers is ${(rate(medians("apart-gcm").up) / rate(medians("direct").up)).toFixed(2)}× up and ${(rate(medians("apart-gcm").down) / rate(medians("direct").down)).toFixed(2)}× down. CPU per transfer with them: hub ${perTransfer(cpu.hubGcm).toFixed(2)} s + relay ${perTransfer(cpu.relayGcm).toFixed(2)} s.`,
         `Echo (hub, relay apart): python3 on a real pty types ${KEYS} keys one at a time (after ${WARMUP_KEYS} warm-up keys) into bash and times until each key's echo is read back; through Vigil every key also passes the relay's line tracker and the terminal output its recorder.`,
         `Load average ${loadAtStart.toFixed(1)} at the start, ${(loadavg()[0] ?? 0).toFixed(1)} at the end: this 2-vCPU VM is shared with other jobs and swings ±50% between runs; compare ratios within one run.`,
       ],
