@@ -140,7 +140,7 @@ export class Ingest {
     const received = (async () => {
       for await (const m of messages) {
         gathering.add(m);
-        if (gathering.messages.length >= BATCH) {
+        if (gathering.replies.length >= BATCH) {
           full.push(gathering);
           gathering = new Gathered();
           wake?.();
@@ -158,7 +158,7 @@ export class Ingest {
       }
       let batch = full.shift();
       if (!batch) {
-        if (gathering.messages.length === 0) continue;
+        if (gathering.replies.length === 0) continue;
         batch = gathering;
         gathering = new Gathered();
       }
@@ -170,7 +170,7 @@ export class Ingest {
   }
 
   /** Store one batch: insert its events, dead-letter what cannot be read, then ack all. */
-  private async storeBatch({ messages, events, dead, redelivered }: Gathered): Promise<void> {
+  private async storeBatch({ replies, events, dead, redelivered }: Gathered): Promise<void> {
     try {
       if (events.size > 0) {
         const store = await this.store();
@@ -184,12 +184,12 @@ export class Ingest {
     } catch (err) {
       const message = (err as Error).message;
       this.status.lastError = message;
-      if (!this.stopped) this.log.warn({ err: message, held: messages.length }, "ingest batch failed; retrying");
-      for (const m of messages) m.nak(RETRY_MS);
+      if (!this.stopped) this.log.warn({ err: message, held: replies.length }, "ingest batch failed; retrying");
+      for (const reply of replies) this.nc.publish(reply, NAK_RETRY);
       await sleep(RETRY_MS);
       return;
     }
-    for (const m of messages) m.ack();
+    for (const reply of replies) this.nc.publish(reply, ACK);
   }
 
   private async deadLetter(msg: JsMsg, reason: string): Promise<void> {
@@ -213,17 +213,23 @@ export class Ingest {
   }
 }
 
-/** A batch being gathered: its messages (to ack), their events ready to insert, and what cannot be stored. */
+/**
+ * A batch being gathered: where to ack its messages, their events ready to insert, and what cannot
+ * be stored. It keeps a message's reply subject (its ack address) and nothing else of it: tens of
+ * thousands of messages wait for each insert, and the garbage collector copied every one of them
+ * that a batch held, promoting most to the old generation.
+ */
 class Gathered {
-  readonly messages: JsMsg[] = [];
+  readonly replies: string[] = [];
   readonly events = new EventBatch();
   readonly dead: { msg: JsMsg; reason: string }[] = [];
   /** Some message was delivered before (to this worker or another): its event may be stored already. */
   redelivered = false;
 
   add(m: JsMsg): void {
-    this.messages.push(m);
-    if (!this.redelivered && m.redelivered) this.redelivered = true;
+    const reply = replyOf(m);
+    this.replies.push(reply);
+    if (!this.redelivered && deliveryCount(reply) !== 1) this.redelivered = true;
     const checked = readEvent(m);
     if (typeof checked === "string") return void this.dead.push({ msg: m, reason: checked });
     try {
@@ -232,6 +238,32 @@ class Gathered {
       this.dead.push({ msg: m, reason: `cannot store the event: ${(err as Error).message}` });
     }
   }
+}
+
+/**
+ * A message's reply subject: where its ack goes. Every JsMsg of nats.js has it (as a getter of its
+ * one implementation), but the JsMsg type does not name it.
+ */
+function replyOf(m: JsMsg): string {
+  const reply = (m as JsMsg & { reply?: unknown }).reply;
+  if (typeof reply !== "string" || reply === "") throw new Error(`message ${m.subject} has no reply subject to ack`);
+  return reply;
+}
+
+/**
+ * How many times JetStream delivered a message, from its reply subject: `$JS.ACK.<stream>.<consumer>.
+ * <count>.…` (9 tokens) or, from newer servers, `$JS.ACK.<domain>.<account>.<stream>.<consumer>.<count>.…`
+ * (11 or 12). What `JsMsg.redelivered` says, without splitting the subject and parsing every token
+ * of it for each message. Anything else counts as a redelivery (0): the batch is then looked up.
+ */
+export function deliveryCount(reply: string): number {
+  const dots: number[] = [];
+  for (let i = reply.indexOf("."); i !== -1 && dots.length < 12; i = reply.indexOf(".", i + 1)) dots.push(i);
+  if (!reply.startsWith("$JS.ACK.")) return 0;
+  const token = dots.length === 8 ? 4 : dots.length === 10 || dots.length === 11 ? 6 : -1;
+  if (token === -1) return 0;
+  const count = Number(reply.slice(dots[token - 1]! + 1, dots[token]!));
+  return Number.isSafeInteger(count) && count > 0 ? count : 0;
 }
 
 /** The event in a message, or why it is not a valid one. */
@@ -259,5 +291,9 @@ export function readEvent(m: { subject: string; data: Uint8Array }): RecordingEv
 }
 
 const MAX_SEQ = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** JetStream's ack, and a nak asking for redelivery after RETRY_MS (what `JsMsg.ack()` / `nak(RETRY_MS)` send). */
+const ACK = new TextEncoder().encode("+ACK");
+const NAK_RETRY = new TextEncoder().encode(`-NAK ${JSON.stringify({ delay: RETRY_MS * 1e6 })}`);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
