@@ -18,6 +18,7 @@ import {
   subjectToken,
 } from "../../../lib/recording/nats.js";
 import type { Logger } from "../../../lib/log.js";
+import { readCommandEvent } from "../../../storage/command-line.js";
 import { EventBatch } from "../../../storage/event-batch.js";
 import type { RecordingStore } from "../../../storage/recordings.js";
 
@@ -230,6 +231,9 @@ class Gathered {
     const reply = replyOf(m);
     this.replies.push(reply);
     if (!this.redelivered && deliveryCount(reply) !== 1) this.redelivered = true;
+    // Command events, most of them, go into the batch straight from their bytes.
+    const command = readCommandEvent(m.data);
+    if (command && subjectNames(m.subject, command.sessionId)) return this.events.addCommand(command);
     const checked = readEvent(m);
     if (typeof checked === "string") return void this.dead.push({ msg: m, reason: checked });
     try {
@@ -281,13 +285,14 @@ export function readEvent(m: { subject: string; data: Uint8Array }): RecordingEv
   if (!event.body) return "event has no body";
   if (event.hash.length !== 32) return `hash is ${event.hash.length} bytes, not 32`;
   if (event.seq > MAX_SEQ) return `seq ${event.seq} is out of range`;
-  // The subject's last token names the session (what a live viewer subscribes to).
-  const token = subjectToken(event.sessionId);
-  const subject = m.subject;
-  if (subject !== token && !subject.endsWith(`.${token}`)) {
-    return `subject ${m.subject} does not name session ${event.sessionId}`;
-  }
+  if (!subjectNames(m.subject, event.sessionId)) return `subject ${m.subject} does not name session ${event.sessionId}`;
   return event;
+}
+
+/** Whether the subject's last token names the session (what a live viewer subscribes to). */
+function subjectNames(subject: string, sessionId: string): boolean {
+  const token = subjectToken(sessionId);
+  return subject === token || subject.endsWith(`.${token}`);
 }
 
 const MAX_SEQ = BigInt(Number.MAX_SAFE_INTEGER);
