@@ -3,14 +3,15 @@ import { commandLineBytes, writeCommandLine, type CommandEvent } from "./command
 import { eventLine } from "./rows.js";
 import { SessionRows, type SessionRow } from "./session-rows.js";
 
-/** The first payload buffer; it grows fourfold as needed (a 20,000-event batch is ~9 MB). */
+/** The first payload buffer; it grows fourfold as needed (a 40,000-event batch is ~17 MB). */
 const INITIAL_BYTES = 1 << 20;
 
 /**
  * Events on their way into one insert, serialized as they are added. Ingest adds each event as its
  * message arrives, while the previous batch is being inserted. The batch keeps the insert payload
- * (JSONCompactEachRow lines, `eventLine`) as bytes outside the JS heap and, per event, only numbers:
- * the decoded events die young, and a batch of 20,000 costs the garbage collector next to nothing.
+ * (JSONCompactEachRow lines: `eventLine`, or `writeCommandLine` straight from a command event's
+ * protobuf bytes) as bytes outside the JS heap and, per event, only numbers:
+ * the decoded events die young, and a batch of 40,000 costs the garbage collector next to nothing.
  */
 export class EventBatch {
   /** Whether some event is in the batch twice (a re-publish after JetStream's duplicate window). */
