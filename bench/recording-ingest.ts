@@ -98,6 +98,7 @@ export async function runIngestBench(): Promise<BenchResult> {
     const store = await RecordingStore.open(executor, { retentionDays: 0 });
     const ingest = new Ingest(nc, async () => store, log);
     const natsCpu0 = processCpuSeconds(natsServerPid());
+    const threads0 = threadCpuSeconds();
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     await ingest.start();
@@ -106,6 +107,7 @@ export async function runIngestBench(): Promise<BenchResult> {
     const cpu = process.cpuUsage(cpu0);
     const workerCpu = (cpu.user + cpu.system) / 1e6;
     const natsCpu = processCpuSeconds(natsServerPid()) - natsCpu0;
+    const threads = threadCpuSeconds(threads0);
     await ingest.stop();
     const [row] = await executor.query<{ n: string }>("SELECT count() AS n FROM events");
     await executor.close();
@@ -129,9 +131,10 @@ export async function runIngestBench(): Promise<BenchResult> {
         },
       ],
       notes: [
-        `${EVENTS} events (${EVENTS / PER_SESSION} sessions) waiting on the stream, then one ingest worker: durable pull consumer, batches of up to 20,000 (the next one read while one is inserted), insert into chDB (stored events looked up only in batches with a redelivered message), ack after the insert. ${seconds.toFixed(2)} s.`,
+        `${EVENTS} events (${EVENTS / PER_SESSION} sessions) waiting on the stream, then one ingest worker: durable pull consumer, batches of up to 40,000 (the next one read while one is inserted; command events written into the insert payload straight from their protobuf bytes), insert into chDB (stored events looked up only in batches with a redelivered message), ack after the insert. ${seconds.toFixed(2)} s.`,
         `nats-server, chDB and the worker share this machine's CPUs; load average at the start ${loadAtStart.toFixed(1)}.`,
         `CPU during the drain: worker process (JS and chDB's threads) ${workerCpu.toFixed(1)} s, nats-server ${natsCpu.toFixed(1)} s: ${((1e6 * (workerCpu + natsCpu)) / EVENTS).toFixed(0)} µs of CPU per event, so ${(EVENTS / ((workerCpu + natsCpu) / cpus().length) / 1000).toFixed(0)}k events/s at most with all ${cpus().length} CPUs free for it.`,
+        `Worker CPU per event by thread: ${perEvent(threads)}.`,
       ],
     };
   } finally {
@@ -154,6 +157,38 @@ function natsServerPid(): number | undefined {
     }
   }
   return undefined;
+}
+
+/**
+ * CPU seconds of this process's threads by thread name (the main thread is "JS", chDB's threads
+ * carry ClickHouse's pool names), minus `since` when given. Threads that
+ * ended in between are missed: ClickHouse keeps its pools' threads.
+ */
+function threadCpuSeconds(since?: Map<string, number>): Map<string, number> {
+  const byName = new Map<string, number>();
+  for (const tid of readdirSync("/proc/self/task")) {
+    try {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
+      // Node's other threads (V8's, libuv's pool, which runs the chDB calls) are all called "node".
+      const name = Number(tid) === process.pid ? "JS" : stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      byName.set(name, (byName.get(name) ?? 0) + (Number(fields[11]) + Number(fields[12])) / 100);
+    } catch {
+      // ended meanwhile
+    }
+  }
+  if (since) for (const [name, s] of byName) byName.set(name, s - (since.get(name) ?? 0));
+  return byName;
+}
+
+/** The threads that used at least 1 µs per event, busiest first: `node 20.1 µs, …`. */
+function perEvent(threads: Map<string, number>): string {
+  return [...threads]
+    .map(([name, s]) => [name, (1e6 * s) / EVENTS] as const)
+    .filter(([, us]) => us >= 1)
+    .sort((a, b) => b[1] - a[1])
+    .map(([name, us]) => `${name} ${us.toFixed(1)} µs`)
+    .join(", ");
 }
 
 /** User + system CPU of a process, from /proc (NaN when unknown). */

@@ -33,6 +33,14 @@ async function loadChdb(): Promise<Chdb> {
   }
 }
 
+/**
+ * `insertLines` settings. Parallel parsing splits a payload into chunks for several threads and
+ * merges their blocks again: in this process, which shares its CPUs with the hub and ingest, parsing
+ * on one thread took ~10% less CPU per row (ingest's 20,000-row inserts, measured alone) and was no
+ * slower.
+ */
+const LINE_INSERT_SETTINGS = { ...JSON_OBJECTS_AS_STRINGS, input_format_parallel_parsing: 0 } as const;
+
 class ChdbExecutor implements Executor {
   /** Operations still running: close() waits for them, since closing under one aborts the engine. */
   private readonly running = new Set<Promise<unknown>>();
@@ -73,7 +81,7 @@ class ChdbExecutor implements Executor {
         values: lines,
         format: "JSONCompactEachRow",
         columns,
-        settings: JSON_OBJECTS_AS_STRINGS,
+        settings: LINE_INSERT_SETTINGS,
       }),
     );
   }

@@ -1,15 +1,17 @@
 import type { RecordingEvent } from "../proto/gen/vigil/v1/recording.js";
+import { commandLineBytes, writeCommandLine, type CommandEvent } from "./command-line.js";
 import { eventLine } from "./rows.js";
 import { SessionRows, type SessionRow } from "./session-rows.js";
 
-/** The first payload buffer; it grows fourfold as needed (a 20,000-event batch is ~9 MB). */
+/** The first payload buffer; it grows fourfold as needed (a 40,000-event batch is ~17 MB). */
 const INITIAL_BYTES = 1 << 20;
 
 /**
  * Events on their way into one insert, serialized as they are added. Ingest adds each event as its
  * message arrives, while the previous batch is being inserted. The batch keeps the insert payload
- * (JSONCompactEachRow lines, `eventLine`) as bytes outside the JS heap and, per event, only numbers:
- * the decoded events die young, and a batch of 20,000 costs the garbage collector next to nothing.
+ * (JSONCompactEachRow lines: `eventLine`, or `writeCommandLine` straight from a command event's
+ * protobuf bytes) as bytes outside the JS heap and, per event, only numbers:
+ * the decoded events die young, and a batch of 40,000 costs the garbage collector next to nothing.
  */
 export class EventBatch {
   /** Whether some event is in the batch twice (a re-publish after JetStream's duplicate window). */
@@ -33,25 +35,43 @@ export class EventBatch {
 
   /** Add one event; throws, adding nothing, when it cannot be stored (no body). */
   add(ev: RecordingEvent): void {
-    const line = eventLine(ev);
-    const seq = Number(ev.seq);
-    let index = this.sessionIndex.get(ev.sessionId);
+    this.addLine(ev.sessionId, Number(ev.seq), ev.timeUs, eventLine(ev));
+    this.summaries.add(ev);
+  }
+
+  /** Add a command event that `readCommandEvent` read from its bytes (ingest's way for most events). */
+  addCommand(c: CommandEvent): void {
+    this.place(c.sessionId, c.seq, c.timeUs);
+    this.reserve(commandLineBytes(c));
+    this.bytes = writeCommandLine(c, this.payload, this.bytes);
+    this.ends.push(this.bytes);
+    this.summaries.addCommand(c.sessionId, c.seq, c.timeUs, c.command, c.decision);
+  }
+
+  private addLine(sessionId: string, seq: number, timeUs: bigint, line: string): void {
+    this.place(sessionId, seq, timeUs);
+    // A UTF-16 code unit takes at most 3 bytes in UTF-8.
+    this.reserve(line.length * 3);
+    this.bytes += this.payload.write(line, this.bytes);
+    this.ends.push(this.bytes);
+  }
+
+  /** Take in an event's session, seq and time; its line is written next. */
+  private place(sessionId: string, seq: number, timeUs: bigint): void {
+    let index = this.sessionIndex.get(sessionId);
     if (index === undefined) {
-      index = this.sessions.push({ id: ev.sessionId, lo: seq, hi: seq, seqs: new Set() }) - 1;
-      this.sessionIndex.set(ev.sessionId, index);
+      index = this.sessions.push({ id: sessionId, lo: seq, hi: seq, seqs: new Set() }) - 1;
+      this.sessionIndex.set(sessionId, index);
     }
     const session = this.sessions[index]!;
     if (session.seqs.has(seq)) this.repeats = true;
     session.seqs.add(seq);
     if (seq < session.lo) session.lo = seq;
     if (seq > session.hi) session.hi = seq;
-    if (this.ends.length === 0 || ev.timeUs < this.firstUs) this.firstUs = ev.timeUs;
-    if (this.ends.length === 0 || ev.timeUs > this.lastUs) this.lastUs = ev.timeUs;
-    this.write(line);
-    this.ends.push(this.bytes);
+    if (this.ends.length === 0 || timeUs < this.firstUs) this.firstUs = timeUs;
+    if (this.ends.length === 0 || timeUs > this.lastUs) this.lastUs = timeUs;
     this.sessionOf.push(index);
     this.seqOf.push(seq);
-    this.summaries.add(ev);
   }
 
   /** The batch's sessions, each with the lowest and highest seq it has in the batch. */
@@ -81,15 +101,14 @@ export class EventBatch {
     return { payload: Buffer.concat(parts), events: parts.length };
   }
 
-  private write(line: string): void {
-    // A UTF-16 code unit takes at most 3 bytes in UTF-8.
-    const need = this.bytes + line.length * 3;
+  /** Room for `more` bytes after the payload written so far. */
+  private reserve(more: number): void {
+    const need = this.bytes + more;
     if (need > this.payload.length) {
       const bigger = Buffer.allocUnsafe(Math.max(need, this.payload.length * 4));
       this.payload.copy(bigger, 0, 0, this.bytes);
       this.payload = bigger;
     }
-    this.bytes += this.payload.write(line, this.bytes);
   }
 }
 

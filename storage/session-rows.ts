@@ -57,15 +57,25 @@ export class SessionRows {
   private readonly bySession = new Map<string, SessionRow & { firstUs: bigint; lastUs: bigint }>();
 
   add(ev: RecordingEvent): void {
-    let row = this.bySession.get(ev.sessionId);
+    addBody(this.row(ev.sessionId, Number(ev.seq), ev.timeUs), ev);
+  }
+
+  /** `add` of a command event, from the fields it contributes (ingest reads them without decoding it). */
+  addCommand(sessionId: string, seq: number, timeUs: bigint, command: number, decision: Decision): void {
+    addCommand(this.row(sessionId, seq, timeUs), command, decision);
+  }
+
+  /** The session's row, with this event's seq and time taken in. */
+  private row(sessionId: string, seq: number, timeUs: bigint): SessionRow & { firstUs: bigint; lastUs: bigint } {
+    let row = this.bySession.get(sessionId);
     if (!row) {
-      row = { ...emptyRow(ev.sessionId), firstUs: ev.timeUs, lastUs: ev.timeUs };
-      this.bySession.set(ev.sessionId, row);
+      row = { ...emptyRow(sessionId), firstUs: timeUs, lastUs: timeUs };
+      this.bySession.set(sessionId, row);
     }
-    if (ev.timeUs < row.firstUs) row.firstUs = ev.timeUs;
-    if (ev.timeUs > row.lastUs) row.lastUs = ev.timeUs;
-    row.last_seq = Math.max(row.last_seq, Number(ev.seq));
-    addBody(row, ev);
+    if (timeUs < row.firstUs) row.firstUs = timeUs;
+    if (timeUs > row.lastUs) row.lastUs = timeUs;
+    row.last_seq = Math.max(row.last_seq, seq);
+    return row;
   }
 
   rows(): SessionRow[] {
@@ -75,6 +85,13 @@ export class SessionRows {
       last_at: clickhouseTime(lastUs),
     }));
   }
+}
+
+function addCommand(row: SessionRow, command: number, decision: Decision): void {
+  row.commands = Math.max(row.commands, command);
+  if (decision === Decision.DECISION_ALLOW) row.allowed = 1;
+  if (decision === Decision.DECISION_DENY) row.denied = 1;
+  if (decision === Decision.DECISION_REVIEW) row.reviewed = 1;
 }
 
 function addBody(row: SessionRow, ev: RecordingEvent): void {
@@ -96,14 +113,8 @@ function addBody(row: SessionRow, ev: RecordingEvent): void {
       });
       return;
     }
-    case "command": {
-      const c = body.value;
-      row.commands = Math.max(row.commands, c.command);
-      if (c.decision === Decision.DECISION_ALLOW) row.allowed = 1;
-      if (c.decision === Decision.DECISION_DENY) row.denied = 1;
-      if (c.decision === Decision.DECISION_REVIEW) row.reviewed = 1;
-      return;
-    }
+    case "command":
+      return addCommand(row, body.value.command, body.value.decision);
     case "approval":
       row.approvals = 1;
       return;

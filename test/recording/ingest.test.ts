@@ -39,7 +39,7 @@ describe("ingest consumer", function () {
     await ingest.start();
     try {
       const info = await jsm.consumers.info(RECORDING_STREAM, INGEST_CONSUMER);
-      assert.equal(info.config.max_ack_pending, 80_000);
+      assert.equal(info.config.max_ack_pending, 160_000);
       assert.equal(info.config.ack_policy, AckPolicy.Explicit, "acks stay per message");
     } finally {
       await ingest.stop();

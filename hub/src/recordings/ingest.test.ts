@@ -1,0 +1,29 @@
+import assert from "node:assert/strict";
+import { deliveryCount } from "./ingest.js";
+
+describe("deliveryCount", () => {
+  // Reply subjects as nats-server 2.9 (9 tokens) and newer servers (11, or 12 with a random token) send them.
+  const replies: [string, number][] = [
+    ["$JS.ACK.vigil-rec.ingest.1.42.40.1795353137106000000.238535", 1],
+    ["$JS.ACK.vigil-rec.ingest.3.42.40.1795353137106000000.0", 3],
+    ["$JS.ACK._.ABCHASH.vigil-rec.ingest.1.42.40.1795353137106000000.7", 1],
+    ["$JS.ACK.hub.ABCHASH.vigil-rec.ingest.12.42.40.1795353137106000000.7.x9Zq", 12],
+  ];
+
+  it("reads the delivery count where nats.js's parseInfo does", () => {
+    for (const [reply, count] of replies) assert.equal(deliveryCount(reply), count, reply);
+  });
+
+  it("treats anything it cannot read as a redelivery (0), so that the batch is looked up", () => {
+    for (const reply of [
+      "",
+      "_INBOX.abc.def",
+      "$JS.ACK.vigil-rec.ingest.x.42.40.1.2",
+      "$JS.ACK.vigil-rec.ingest.0.42.40.1.2",
+      "$JS.ACK.too.few.tokens",
+      "$JS.ACK.a.b.c.d.e.f.g.h.i.j.k.l.m.n",
+    ]) {
+      assert.equal(deliveryCount(reply), 0, reply);
+    }
+  });
+});
