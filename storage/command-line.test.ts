@@ -123,7 +123,7 @@ describe("commandLine", () => {
     assert.equal(commandLine(bytes)?.line, eventLine(RecordingEvent.decode(bytes)));
   });
 
-  it("builds the same batch (lines and session summaries) as decoding each event", () => {
+  it("builds the same batch (lines and session summaries) as decoding each event (EventBatch.addEncoded)", () => {
     const chain = new EventChain("s-batch");
     const events = [
       chain.append({ $case: "output", value: { command: 0, stream: 1, data: "hello" } }),
@@ -135,10 +135,11 @@ describe("commandLine", () => {
     const fast = new EventBatch();
     for (const ev of events) {
       generic.add(RecordingEvent.decode(encoded(ev)));
-      const c = readCommandEvent(encoded(ev));
-      if (c) fast.addCommand(c);
-      else fast.add(RecordingEvent.decode(encoded(ev)));
+      fast.addEncoded(encoded(ev));
     }
+    // Both kinds were in it: the output event took the generic path, the commands the fast one.
+    assert.equal(readCommandEvent(encoded(events[0]!)), undefined);
+    assert.ok(readCommandEvent(encoded(events[1]!)));
     assert.deepEqual(fast.lines().payload, generic.lines().payload);
     assert.deepEqual(fast.sessionRows(), generic.sessionRows());
     assert.deepEqual(fast.sessionRanges(), generic.sessionRanges());

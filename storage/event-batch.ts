@@ -1,5 +1,5 @@
-import type { RecordingEvent } from "../proto/gen/vigil/v1/recording.js";
-import { commandLineBytes, writeCommandLine, type CommandEvent } from "./command-line.js";
+import { RecordingEvent } from "../proto/gen/vigil/v1/recording.js";
+import { commandLineBytes, readCommandEvent, writeCommandLine, type CommandEvent } from "./command-line.js";
 import { eventLine } from "./rows.js";
 import { SessionRows, type SessionRow } from "./session-rows.js";
 
@@ -46,6 +46,17 @@ export class EventBatch {
     this.bytes = writeCommandLine(c, this.payload, this.bytes);
     this.ends.push(this.bytes);
     this.summaries.addCommand(c.sessionId, c.seq, c.timeUs, c.command, c.decision);
+  }
+
+  /**
+   * Add one event from its protobuf bytes, as this process's own relay encoded it (`vigil up`):
+   * command events straight from the bytes, the others decoded. Ingest, which takes bytes from
+   * anyone on the subject, checks each message first (readEvent) and uses `add`/`addCommand`.
+   */
+  addEncoded(bytes: Uint8Array): void {
+    const command = readCommandEvent(bytes);
+    if (command) this.addCommand(command);
+    else this.add(RecordingEvent.decode(bytes));
   }
 
   private addLine(sessionId: string, seq: number, timeUs: bigint, line: string): void {

@@ -1,7 +1,6 @@
 // The thread of storage/insert-thread.ts: decodes batches of recorded events and stores them in chDB.
 import { setPriority } from "node:os";
 import { parentPort } from "node:worker_threads";
-import { RecordingEvent } from "../proto/gen/vigil/v1/recording.js";
 import { openChdb } from "./chdb.js";
 import { EventBatch } from "./event-batch.js";
 import type { Executor } from "./executor.js";
@@ -46,7 +45,7 @@ async function handle(request: InsertThreadRequest): Promise<void> {
       const batch = new EventBatch();
       let start = 0;
       for (const end of request.ends) {
-        batch.add(RecordingEvent.decode(request.bytes.subarray(start, end)));
+        batch.addEncoded(request.bytes.subarray(start, end));
         start = end;
       }
       await open.store.insertBatch(batch, { mayBeStored: request.mayBeStored });

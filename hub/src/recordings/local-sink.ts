@@ -206,7 +206,7 @@ function storeOnThisThread(store: RecordingStore): Inserter {
       const batch = new EventBatch();
       let start = 0;
       for (const end of ends) {
-        batch.add(RecordingEvent.decode(bytes.subarray(start, end)));
+        batch.addEncoded(bytes.subarray(start, end));
         start = end;
       }
       await store.insertBatch(batch, { mayBeStored });
