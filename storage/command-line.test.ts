@@ -18,7 +18,25 @@ function prng(seed: number): () => number {
 }
 
 // Pieces that JSON escapes, or that take several UTF-8 bytes, or none.
-const PIECES = ["SELECT", " ", '"', "\\", "\n", "\t", "\u0001", "\u007f", "é", "日本", "😀", "\u2028", "\ufffd", "'", "{}", "[", "0"];
+const PIECES = [
+  "SELECT",
+  " ",
+  '"',
+  "\\",
+  "\n",
+  "\t",
+  "\u0001",
+  "\u007f",
+  "é",
+  "日本",
+  "😀",
+  "\u2028",
+  "\ufffd",
+  "'",
+  "{}",
+  "[",
+  "0",
+];
 
 function randomString(rand: () => number, max = 6): string {
   let s = "";
@@ -166,7 +184,9 @@ describe("commandLine", () => {
       "a field with another wire type": Buffer.concat([good, field(3, 2, (w) => w.string("1"))]),
       "an unknown Command field": Buffer.concat([
         noBody,
-        field(11, 2, (w) => w.bytes(Buffer.concat([field(1, 0, (x) => x.uint32(1)), field(30, 0, (x) => x.uint32(1))]))),
+        field(11, 2, (w) =>
+          w.bytes(Buffer.concat([field(1, 0, (x) => x.uint32(1)), field(30, 0, (x) => x.uint32(1))])),
+        ),
       ]),
       "a negative decision": Buffer.concat([noBody, field(11, 2, (w) => w.bytes(field(8, 0, (x) => x.int32(-1))))]),
       "a lone surrogate (which TextEncoder writes as U+FFFD; this one is written raw)": Buffer.concat([

@@ -288,7 +288,8 @@ describe("config/load", () => {
         title: "clickhouse with both a url and a path",
         yaml: "storage: {nats: {url: 'nats://n'}, clickhouse: {url: 'http://ch', path: /var/ch}}",
         key: "storage.clickhouse",
-        message: /^config: storage\.clickhouse: set exactly one of storage\.clickhouse\.url or storage\.clickhouse\.path/,
+        message:
+          /^config: storage\.clickhouse: set exactly one of storage\.clickhouse\.url or storage\.clickhouse\.path/,
       },
       {
         title: "clickhouse without nats",

@@ -72,6 +72,8 @@ export async function startRelay(config: Config, log: Logger, options: RelayOpti
   const hubs = rc.hubs ?? [rc.hub];
   for (const hub of hubs) checkTransport(rc, hub);
   // With recording.onFailure: block, a sink that can keep nothing more ends every running session.
+  // Assigned once, below: the sink it is built with may call onUnavailable before that (no sessions then).
+  // eslint-disable-next-line prefer-const
   let agent: RelayAgent | undefined;
   const onUnavailable = (err: VigilError) => {
     log.error({ code: err.code, sessions: agent?.activeSessions() ?? 0 }, `${err.message}: ending running sessions`);
