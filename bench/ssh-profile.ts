@@ -12,21 +12,12 @@ import { dirname, join } from "node:path";
 import { createToken, startHubProcess, startRelayProcess, waitForRelay, type HubHandle } from "../test/support/mesh.js";
 import { run, startSshd, type SshdHandle } from "../test/support/services.js";
 import { Workdir, type VigilProcess } from "../test/support/vigil.js";
+import { POLICY } from "./ssh.js";
 
 const MIB = Number(process.env.VIGIL_BENCH_MIB ?? 256);
 const ROUNDS = Number(process.env.VIGIL_BENCH_ROUNDS ?? 2);
 const TLS = process.env.PROFILE_TLS === "1";
 const AB = process.env.PROFILE_AB;
-
-const POLICY = `policies:
-  - name: bench-agents
-    match: { groups: [agents] }
-    connect: true
-    rules:
-      - name: no-recursive-delete-of-root
-        effect: deny
-        shell: { commands: [rm], flags: [r, R, recursive], args: ["/"] }
-`;
 
 /** [self, waited-for children] user+sys CPU seconds of a process (or, with tid, of one thread). */
 function cpu(pid: number, tid?: number): [number, number] {

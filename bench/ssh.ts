@@ -18,7 +18,8 @@ const ROUNDS = Number(process.env.VIGIL_BENCH_ROUNDS ?? 3);
 const WARMUP_KEYS = 40;
 const ECHO_SCRIPT = fileURLToPath(new URL("ssh-echo.py", import.meta.url));
 
-const POLICY = `policies:
+/** The bench policy (bench/ssh-profile.ts uses it too): connect for agents, one deny rule judged per command. */
+export const POLICY = `policies:
   - name: bench-agents
     match: { groups: [agents] }
     connect: true
