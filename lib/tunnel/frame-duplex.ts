@@ -1,13 +1,12 @@
 import { Duplex } from "node:stream";
 import type { TunnelFrame } from "../../proto/gen/vigil/v1/tunnel.js";
+import { flushAfterTick } from "../after-tick.js";
 import { VigilError, type VigilErrorCode } from "../errors.js";
 import { dataFrameOf } from "./codec.js";
 import { dataFrame, errorFrame, errorFromFrame, HALF_CLOSE, type FrameCall } from "./frames.js";
 
 /** The largest payload one data frame carries; well under gRPC's default 4 MiB message limit. */
 export const MAX_FRAME_BYTES = 1024 * 1024;
-/** What one tick gathered that makes a flush wait for the rest of the loop's I/O (see queue). */
-const BULK_BYTES = 16 * 1024;
 
 export interface FrameDuplexOptions {
   /** Code for a peer that vanishes without closing (the hub for a relay, the relay for the hub). */
@@ -36,6 +35,8 @@ export class FrameDuplex extends Duplex {
   private callFull = false;
   /** The write callback held back until the call drains. */
   private waiting: ((error?: Error | null) => void) | undefined;
+  private readonly gathered = () => this.pendingBytes;
+  private readonly flushNow = () => this.flush();
 
   constructor(
     private readonly call: FrameCall,
@@ -100,12 +101,10 @@ export class FrameDuplex extends Duplex {
   /**
    * Writes are gathered and sent as one data frame when the current tick's work is done (or at
    * MAX_FRAME_BYTES): a relayed SSH connection writes one chunk per 32 KiB packet, and a gRPC
-   * message per packet cost more CPU than the bytes. A tick that gathered BULK_BYTES or more (a file
-   * transfer, not a keystroke) waits for the rest of the loop's I/O phase (setImmediate), which joins
-   * what several socket reads of one turn brought: scp's frames from the relay to the hub grew from
-   * about 56 KiB to 190 KiB, and from the hub to the relay from 230 KiB to 380 KiB. Small writes leave
-   * right after the tick: deferring every flush to setImmediate added 0.07–0.2 ms to the keystroke
-   * echo. Nothing waits for a timer.
+   * message per packet cost more CPU than the bytes. A file transfer's frame also waits for the rest
+   * of the loop's I/O phase (flushAfterTick), which joins what several socket reads of one turn
+   * brought: scp's frames from the relay to the hub grew from about 56 KiB to 190 KiB, and from the
+   * hub to the relay from 230 KiB to 380 KiB.
    */
   private queue(chunk: Buffer): void {
     if (chunk.length === 0) return;
@@ -114,7 +113,7 @@ export class FrameDuplex extends Duplex {
     if (this.pendingBytes >= MAX_FRAME_BYTES) this.flush();
     else if (!this.flushQueued) {
       this.flushQueued = true;
-      process.nextTick(() => (this.pendingBytes >= BULK_BYTES ? setImmediate(() => this.flush()) : this.flush()));
+      flushAfterTick(this.gathered, this.flushNow);
     }
   }
 
