@@ -49,10 +49,22 @@ export class EventBatch {
   }
 
   /**
-   * Add one event from its protobuf bytes, as this process's own relay encoded it (`vigil up`):
-   * command events straight from the bytes, the others decoded. Ingest, which takes bytes from
-   * anyone on the subject, checks each message first (readEvent) and uses `add`/`addCommand`.
+   * A batch of events given as protobufs back to back in `bytes`, event i ending at `ends[i]`, as this
+   * process's own relay encoded them (`vigil up`'s local sink): command events straight from their
+   * bytes, the others decoded. Ingest, which takes bytes from anyone on the subject, checks each
+   * message first (readEvent) and uses `add`/`addCommand`.
    */
+  static fromEncoded(bytes: Uint8Array, ends: ArrayLike<number>): EventBatch {
+    const batch = new EventBatch();
+    let start = 0;
+    for (let i = 0; i < ends.length; i++) {
+      batch.addEncoded(bytes.subarray(start, ends[i]));
+      start = ends[i]!;
+    }
+    return batch;
+  }
+
+  /** Add one event from its protobuf bytes (see fromEncoded). */
   addEncoded(bytes: Uint8Array): void {
     const command = readCommandEvent(bytes);
     if (command) this.addCommand(command);

@@ -42,12 +42,7 @@ async function handle(request: InsertThreadRequest): Promise<void> {
       const open = stores.get(request.path);
       if (!open) throw new Error(`no store open at ${request.path}`);
       yieldCpu(request.nice);
-      const batch = new EventBatch();
-      let start = 0;
-      for (const end of request.ends) {
-        batch.addEncoded(request.bytes.subarray(start, end));
-        start = end;
-      }
+      const batch = EventBatch.fromEncoded(request.bytes, request.ends);
       await open.store.insertBatch(batch, { mayBeStored: request.mayBeStored });
       return;
     }

@@ -203,13 +203,7 @@ function storeOnThisThread(store: RecordingStore): Inserter {
     ok: () => true,
     close: async () => {},
     insert: async ({ bytes, ends, mayBeStored }) => {
-      const batch = new EventBatch();
-      let start = 0;
-      for (const end of ends) {
-        batch.addEncoded(bytes.subarray(start, end));
-        start = end;
-      }
-      await store.insertBatch(batch, { mayBeStored });
+      await store.insertBatch(EventBatch.fromEncoded(bytes, ends), { mayBeStored });
     },
   };
 }
