@@ -8,7 +8,7 @@ import { dial, echoRoundTrip, type HubHandle } from "../support/mesh.js";
 import { freePort, run } from "../support/services.js";
 import { echoServer } from "../support/targets.js";
 import { api, eventually, spawnVigil, Workdir, type VigilProcess } from "../support/vigil.js";
-import { sshConfig, sshConnection, sshOnPty, sshVia, withToken, type SshVia } from "./support.js";
+import { sshConfig, sshConnection, sshOnPty, sshVia, viaArgs, withToken, type SshVia } from "./support.js";
 
 const POLICY = `policies:
   - name: agents
@@ -604,11 +604,7 @@ describe("ssh sessions under policy (interactive, sftp, env, signals, forwarding
     let jump: ssh2.Client;
 
     before(async () => {
-      jump = await sshConnect({ host: "127.0.0.1", port: via.hub.sshPort, username: "gw", password: via.token });
-      const channel = await new Promise<ssh2.ClientChannel>((resolve, reject) =>
-        jump.forwardOut("127.0.0.1", 0, "web", 22, (err, ch) => (err ? reject(err) : resolve(ch))),
-      );
-      client = await sshConnect({ sock: channel, username: testServices().sshd.user });
+      ({ jump, client } = await libraryClient());
     });
 
     after(() => {
@@ -620,11 +616,7 @@ describe("ssh sessions under policy (interactive, sftp, env, signals, forwarding
       const sshdLog = () => readFileSync(testServices().sshd.logPath, "utf8");
       const before = sshdLog().match(/session_signal_req/g)?.length ?? 0;
       // A connection of its own: the session (one SSH connection) must end to be searched for.
-      const jump2 = await sshConnect({ host: "127.0.0.1", port: via.hub.sshPort, username: "gw", password: via.token });
-      const tunnel = await new Promise<ssh2.ClientChannel>((resolve, reject) =>
-        jump2.forwardOut("127.0.0.1", 0, "web", 22, (err, ch) => (err ? reject(err) : resolve(ch))),
-      );
-      const own = await sshConnect({ sock: tunnel, username: testServices().sshd.user });
+      const { jump: jump2, client: own } = await libraryClient();
       const channel = await new Promise<ssh2.ClientChannel>((resolve, reject) =>
         own.exec("printf 'sig-%s\\n' ready; cat; echo 4747", (err, ch) => (err ? reject(err) : resolve(ch))),
       );
@@ -671,6 +663,15 @@ describe("ssh sessions under policy (interactive, sftp, env, signals, forwarding
     });
   });
 
+  /** An ssh2 client logged in to connection `web` through the jump host (the token as its password). */
+  async function libraryClient(): Promise<{ jump: ssh2.Client; client: ssh2.Client }> {
+    const jump = await sshConnect({ host: "127.0.0.1", port: via.hub.sshPort, username: "gw", password: via.token });
+    const channel = await new Promise<ssh2.ClientChannel>((resolve, reject) =>
+      jump.forwardOut("127.0.0.1", 0, "web", 22, (err, ch) => (err ? reject(err) : resolve(ch))),
+    );
+    return { jump, client: await sshConnect({ sock: channel, username: testServices().sshd.user }) };
+  }
+
   /** Waits until no process on this machine (the target) runs this command line. */
   async function gone(commandLine: string): Promise<void> {
     await eventually(
@@ -684,27 +685,16 @@ describe("ssh sessions under policy (interactive, sftp, env, signals, forwarding
   async function withBackgroundSsh(options: string[], connection: string, body: () => Promise<void>) {
     const askpass = dir.file("askpass-bg.sh");
     writeFileSync(askpass, '#!/bin/sh\nprintf "%s\\n" "$VIGIL_TEST_TOKEN"\n', { mode: 0o700 });
-    const child: ChildProcess = spawn(
-      "ssh",
-      [
-        "-F",
-        via.config,
-        "-J",
-        `gw@127.0.0.1:${via.hub.sshPort}`,
-        ...options,
-        `${testServices().sshd.user}@${connection}`,
-      ],
-      {
-        stdio: ["ignore", "ignore", "pipe"],
-        env: {
-          ...process.env,
-          SSH_ASKPASS: askpass,
-          SSH_ASKPASS_REQUIRE: "force",
-          VIGIL_TEST_TOKEN: via.token,
-          DISPLAY: "none",
-        },
+    const child: ChildProcess = spawn("ssh", viaArgs({ ...via, options }, connection), {
+      stdio: ["ignore", "ignore", "pipe"],
+      env: {
+        ...process.env,
+        SSH_ASKPASS: askpass,
+        SSH_ASKPASS_REQUIRE: "force",
+        VIGIL_TEST_TOKEN: via.token,
+        DISPLAY: "none",
       },
-    );
+    });
     let stderr = "";
     child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d));
     const exited = new Promise<void>((r) => child.once("exit", () => r()));

@@ -56,10 +56,14 @@ export interface SshVia {
   env?: Record<string, string>;
 }
 
-/** `ssh -F <config> -J gw@HUB <user>@<connection> <command…>`, the token given by sshpass. */
-export function sshVia(via: SshVia, connection: string, ...command: string[]): Promise<RunResult> {
+/** ssh's arguments `-F <config> -J gw@HUB <options…> <user>@<connection> <command…>`. */
+export function viaArgs(
+  via: Pick<SshVia, "config" | "hub" | "options" | "user">,
+  connection: string,
+  command: string[] = [],
+): string[] {
   const user = via.user ?? testServices().sshd.user;
-  const args = [
+  return [
     "-F",
     via.config,
     "-J",
@@ -68,7 +72,11 @@ export function sshVia(via: SshVia, connection: string, ...command: string[]): P
     `${user}@${connection}`,
     ...command,
   ];
-  return withToken(via, "ssh", args);
+}
+
+/** `ssh -F <config> -J gw@HUB <user>@<connection> <command…>`, the token given by sshpass. */
+export function sshVia(via: SshVia, connection: string, ...command: string[]): Promise<RunResult> {
+  return withToken(via, "ssh", viaArgs(via, connection, command));
 }
 
 /** Any OpenSSH tool (scp, sftp, ssh) with the token typed by sshpass. */
@@ -132,18 +140,7 @@ export async function sshOnPty(
 ): Promise<{ output: string; status: number | null; error: string | null }> {
   const askpass = dir.file("askpass.sh");
   writeFileSync(askpass, '#!/bin/sh\nprintf "%s\\n" "$VIGIL_TEST_TOKEN"\n', { mode: 0o700 });
-  const user = via.user ?? testServices().sshd.user;
-  const argv = [
-    "ssh",
-    "-tt",
-    "-F",
-    via.config,
-    "-J",
-    `gw@127.0.0.1:${via.hub.sshPort}`,
-    ...(via.options ?? []),
-    `${user}@${connection}`,
-    ...command,
-  ];
+  const argv = ["ssh", "-tt", ...viaArgs(via, connection, command)];
   const r = await run("python3", [PTY_DRIVER, JSON.stringify(argv), JSON.stringify(steps)], {
     timeoutMs: via.timeoutMs ?? 60_000,
     env: {
