@@ -263,9 +263,9 @@ function replyOf(m: JsMsg): string {
  * of it for each message. Anything else counts as a redelivery (0): the batch is then looked up.
  */
 export function deliveryCount(reply: string): number {
+  if (!reply.startsWith("$JS.ACK.")) return 0;
   const dots: number[] = [];
   for (let i = reply.indexOf("."); i !== -1 && dots.length < 12; i = reply.indexOf(".", i + 1)) dots.push(i);
-  if (!reply.startsWith("$JS.ACK.")) return 0;
   const token = dots.length === 8 ? 4 : dots.length === 10 || dots.length === 11 ? 6 : -1;
   if (token === -1) return 0;
   const count = Number(reply.slice(dots[token - 1]! + 1, dots[token]!));
