@@ -103,8 +103,10 @@ describe("revoking local tokens across hubs sharing NATS", function () {
   const dir = new Workdir();
   const hubs: HubHandle[] = [];
 
+  let shared: object;
+
   before(async () => {
-    const shared = {
+    shared = {
       storage: { nats: { url: testServices().nats.url } },
       identity: { signingKeyFile: dir.file("hub-signing.key") },
     };
@@ -137,5 +139,12 @@ describe("revoking local tokens across hubs sharing NATS", function () {
     );
     const res = await api(b.api, "/api/v1/relays", token);
     assert.equal((res.body.error as { message: string }).message, `token ${id} has been revoked`);
+
+    // A hub started after the revocation has read every record from NATS before it serves anything.
+    const c = await startHubProcess(dir, { name: "hub-c", extra: shared });
+    hubs.push(c);
+    const first = await api(c.api, "/api/v1/relays", token);
+    assert.equal(first.status, 401);
+    assert.equal((first.body.error as { message: string }).message, `token ${id} has been revoked`);
   });
 });

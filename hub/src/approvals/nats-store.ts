@@ -2,6 +2,7 @@ import { EventEmitter } from "node:events";
 import { Kvm, type KV, type KvWatchEntry } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "../../../lib/log.js";
+import { followBucket, recordOf } from "../kv-follow.js";
 import type { ApprovalStore } from "./store.js";
 import type { ApprovalRecord } from "./types.js";
 
@@ -24,24 +25,8 @@ export class NatsApprovalStore extends EventEmitter<{ change: [ApprovalRecord] }
   static async open(nc: NatsConnection, log: Logger): Promise<NatsApprovalStore> {
     const kv = await new Kvm(nc).create(BUCKET, { history: 1, ttl: MAX_AGE_MS });
     const store = new NatsApprovalStore(kv, log);
-    await store.startWatch();
+    store.stopWatch = await followBucket(kv, "approvals", log, (entry) => store.apply(entry));
     return store;
-  }
-
-  /** Replay every record, then follow updates from all hubs; resolves once the replay is done. */
-  private async startWatch(): Promise<void> {
-    let replayed!: () => void;
-    const initial = new Promise<void>((r) => (replayed = r));
-    const watch = await this.kv.watch();
-    this.stopWatch = () => watch.stop();
-    if ((await this.kv.status()).values === 0) replayed();
-    void (async () => {
-      for await (const entry of watch) {
-        this.apply(entry);
-        if (entry.delta === 0) replayed(); // the last entry of the initial replay
-      }
-    })().catch((err: unknown) => this.log.error({ err }, "approvals watch ended"));
-    await initial;
   }
 
   private apply(entry: KvWatchEntry): void {
@@ -49,13 +34,10 @@ export class NatsApprovalStore extends EventEmitter<{ change: [ApprovalRecord] }
       this.records.delete(entry.key);
       return;
     }
-    try {
-      const rec = JSON.parse(new TextDecoder().decode(entry.value)) as ApprovalRecord;
-      this.records.set(rec.id, rec);
-      this.emit("change", rec);
-    } catch (err) {
-      this.log.error({ key: entry.key, err: (err as Error).message }, "unreadable approval record");
-    }
+    const rec = recordOf<ApprovalRecord>(entry, "approval", this.log);
+    if (!rec) return;
+    this.records.set(rec.id, rec);
+    this.emit("change", rec);
   }
 
   async create(rec: ApprovalRecord): Promise<void> {

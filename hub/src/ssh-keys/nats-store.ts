@@ -2,6 +2,7 @@ import { Kvm, type KV, type KvWatchEntry } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { VigilError } from "../../../lib/errors.js";
 import type { Logger } from "../../../lib/log.js";
+import { followBucket, recordOf } from "../kv-follow.js";
 import type { SshKeyRecord, SshKeyStore } from "./store.js";
 
 const BUCKET = "vigil_ssh_keys";
@@ -19,24 +20,8 @@ export class NatsSshKeyStore implements SshKeyStore {
   static async open(nc: NatsConnection, log: Logger): Promise<NatsSshKeyStore> {
     const kv = await new Kvm(nc).create(BUCKET, { history: 1 });
     const store = new NatsSshKeyStore(kv, log);
-    await store.startWatch();
+    store.stopWatch = await followBucket(kv, "ssh keys", log, (entry) => store.apply(entry));
     return store;
-  }
-
-  /** Replay every record, then follow changes from all hubs; resolves once the replay is done. */
-  private async startWatch(): Promise<void> {
-    let replayed!: () => void;
-    const initial = new Promise<void>((r) => (replayed = r));
-    const watch = await this.kv.watch();
-    this.stopWatch = () => watch.stop();
-    if ((await this.kv.status()).values === 0) replayed();
-    void (async () => {
-      for await (const entry of watch) {
-        this.apply(entry);
-        if (entry.delta === 0) replayed();
-      }
-    })().catch((err: unknown) => this.log.error({ err }, "ssh keys watch ended"));
-    await initial;
   }
 
   private apply(entry: KvWatchEntry): void {
@@ -44,12 +29,8 @@ export class NatsSshKeyStore implements SshKeyStore {
       this.records.delete(entry.key);
       return;
     }
-    try {
-      const rec = JSON.parse(new TextDecoder().decode(entry.value)) as SshKeyRecord;
-      this.records.set(rec.id, rec);
-    } catch (err) {
-      this.log.error({ key: entry.key, err: (err as Error).message }, "unreadable ssh key record");
-    }
+    const rec = recordOf<SshKeyRecord>(entry, "ssh key", this.log);
+    if (rec) this.records.set(rec.id, rec);
   }
 
   async add(rec: SshKeyRecord): Promise<void> {
