@@ -6,6 +6,9 @@
 // VIGIL_BENCH_MIB (256), VIGIL_BENCH_ROUNDS (2); PROFILE_TLS=1 puts TLS between hub and relay;
 // PROFILE_AB=tls adds a second hub+relay pair ("B") with TLS between them, PROFILE_AB="NAME=value"
 // one started with that environment; the pairs are measured in turns, to compare under the same load.
+// Node refuses --trace-gc in NODE_OPTIONS; with PROFILE_NODE_OPTIONS="--import FILE" where FILE runs
+// `v8.setFlagsFromString("--trace-gc")`, each row also counts the hub's and relay's collections
+// during the transfer: mark-compacts (M) and scavenges (s), with their main-thread pauses in ms.
 import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -29,6 +32,24 @@ function machine(): { busy: number; total: number } {
   const f = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
   const idle = f[3]! + f[4]!;
   return { busy: f.slice(0, 8).reduce((a, b) => a + b, 0) - idle, total: f.slice(0, 8).reduce((a, b) => a + b, 0) };
+}
+/** --trace-gc lines in `out`: "3 M 41 ms, 120 s 95 ms" (mark-compacts, scavenges, main-thread pauses). */
+function gcCount(out: string): string {
+  let marks = 0;
+  let scavenges = 0;
+  let markMs = 0;
+  let scavengeMs = 0;
+  for (const m of out.matchAll(/: (Mark-Compact|Scavenge)[^,]*MB, ([\d.]+) \/ /g)) {
+    if (m[1] === "Scavenge") {
+      scavenges++;
+      scavengeMs += Number(m[2]);
+    } else {
+      marks++;
+      markMs += Number(m[2]);
+    }
+  }
+  if (marks + scavenges === 0) return "-";
+  return `${marks} M ${markMs.toFixed(0)} ms, ${scavenges} s ${scavengeMs.toFixed(0)} ms`;
 }
 const load = () => readFileSync("/proc/loadavg", "utf8").split(" ")[0];
 
@@ -178,6 +199,7 @@ async function main(): Promise<void> {
                 }
               : { hub: 0, hubMain: 0, relay: 0, relayMain: 0 };
           const before = { ...vigilCpu(), sshd: cpu(sshdPid)[1], m: machine() };
+          const gcFrom = p ? { hub: p.hub.proc.stdout.length, relay: p.relay.stdout.length } : undefined;
           const t0 = performance.now();
           const res = await run("bash", ["-c", 'scp "$@"; s=$?; times >&2; exit $s', "bash", ...side.args, from, to], {
             env: side.env,
@@ -208,13 +230,24 @@ async function main(): Promise<void> {
           };
           const total = c.hub + c.relay + c.sshd + c.client;
           const busy = ((m.busy - before.m.busy) / (m.total - before.m.total)) * 100;
+          const gc =
+            p && gcFrom
+              ? ` | gc hub ${gcCount(p.hub.proc.stdout.slice(gcFrom.hub))}, relay ${gcCount(p.relay.stdout.slice(gcFrom.relay))}`
+              : "";
           console.log(
-            `${name.padEnd(6)} ${what.padEnd(5)} ${((MIB * 1.048576) / secs).toFixed(0).padStart(4)} | ${per(c.hub)} (${per(c.hubMain)}) ${per(c.relay)} (${per(c.relayMain)}) ${per(c.sshd)} ${per(c.client)} | ${per(total)} | ${busy.toFixed(0)}%, ${((total / secs) * 50).toFixed(0)}%`,
+            `${name.padEnd(6)} ${what.padEnd(5)} ${((MIB * 1.048576) / secs).toFixed(0).padStart(4)} | ${per(c.hub)} (${per(c.hubMain)}) ${per(c.relay)} (${per(c.relayMain)}) ${per(c.sshd)} ${per(c.client)} | ${per(total)} | ${busy.toFixed(0)}%, ${((total / secs) * 50).toFixed(0)}%${gc}`,
           );
         }
       }
     }
     console.log(`load ${load()}`);
+    // PROFILE_OUT=prefix keeps each process's stdout (the --trace-gc lines) in prefix-PAIR-hub.out and -relay.out.
+    const out = process.env.PROFILE_OUT;
+    for (const [name, pair] of Object.entries(pairs)) {
+      if (!out) break;
+      writeFileSync(`${out}-${name}-hub.out`, pair.hub.proc.stdout);
+      writeFileSync(`${out}-${name}-relay.out`, pair.relay.stdout);
+    }
     for (const [name, pair] of Object.entries(pairs)) {
       for (const [what, pid] of [
         ["hub", pair.hub.proc.pid],
@@ -224,7 +257,10 @@ async function main(): Promise<void> {
           const comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8").trim();
           return `${comm} ${cpu(pid, Number(tid))[0].toFixed(2)}`;
         });
-        console.log(`${name} ${what} threads (CPU s since start): ${threads.join(", ")}`);
+        const peak = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
+        console.log(
+          `${name} ${what} peak RSS ${peak.toFixed(0)} MiB; threads (CPU s since start): ${threads.join(", ")}`,
+        );
       }
     }
   } finally {

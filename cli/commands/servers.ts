@@ -3,6 +3,7 @@ import { join, relative } from "node:path";
 import type { Command } from "commander";
 import { dialableAddress, parseHostPort } from "../../lib/address.js";
 import { dataDir, loadConfig } from "../../lib/config/load.js";
+import { tuneGcForRelaying } from "../../lib/gc-tuning.js";
 import type { Config } from "../../lib/config/schema.js";
 import { createLogger, type Logger } from "../../lib/log.js";
 import type { Hub } from "../../hub/src/hub.js";
@@ -20,6 +21,7 @@ export function serverCommands(program: Command): void {
     .description("run the hub and one relay (segment local) in one process, with embedded storage")
     .option("--config <file>", "YAML config file (every key also settable as VIGIL_*)")
     .action(async (opts: { config?: string }) => {
+      tuneGcForRelaying();
       const config = loadConfig({ file: opts.config, env: process.env });
       const log = createLogger(config.log.level);
       const hub = await (await hubModule()).startHub(config, log);
@@ -53,6 +55,7 @@ export function serverCommands(program: Command): void {
     .description("run a hub: API, front doors and the gRPC endpoint relays dial")
     .option("--config <file>", "YAML config file (every key also settable as VIGIL_*)")
     .action(async (opts: { config?: string }) => {
+      tuneGcForRelaying();
       const config = loadConfig({ file: opts.config, env: process.env });
       const log = createLogger(config.log.level);
       const hub = await (await hubModule()).startHub(config, log);
@@ -77,6 +80,7 @@ export function serverCommands(program: Command): void {
     .description("run a relay: dial the hub, serve the configured connections")
     .option("--config <file>", "YAML config file (every key also settable as VIGIL_*)")
     .action(async (opts: { config?: string }) => {
+      tuneGcForRelaying();
       const config = loadConfig({ file: opts.config, env: process.env });
       const log = createLogger(config.log.level);
       const relay = await (await relayModule()).startRelay(config, log);

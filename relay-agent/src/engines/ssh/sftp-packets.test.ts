@@ -67,6 +67,27 @@ describe("SFTP packets", () => {
     }
   });
 
+  it("passes a chunk of whole heads and bodies on as one slice of it, not a copy", () => {
+    const data = Buffer.alloc(32_768, 7);
+    const stream = Buffer.concat([write(1, "hh", data), write(2, "hh", data), write(3, "hh", data)]);
+    const heads: number[] = [];
+    const scanner = new PacketScanner((head) => {
+      heads.push(head.readUInt32BE(5));
+      return "pass";
+    });
+    // The second write's head is cut by the first chunk's end: only it is gathered.
+    const cut = write(1, "hh", data).length + 10;
+    const first = scanner.scan(stream.subarray(0, cut));
+    assert.equal(first.forward.length, 1);
+    assert.equal(first.forward[0]!.buffer, stream.buffer);
+    const second = scanner.scan(stream.subarray(cut));
+    assert.equal(Buffer.concat([...first.forward, ...second.forward]).equals(stream), true);
+    assert.equal(second.forward.at(-1)!.buffer, stream.buffer);
+    const writeHead = 4 + 1 + 4 + (4 + 2) + 8 + 4; // length, type, id, handle "hh", offset, data length
+    assert.equal(second.forward.at(-1)!.length, stream.length - cut - (writeHead - 10));
+    assert.deepEqual(heads, [1, 2, 3]);
+  });
+
   it("refuses a stream that is not SFTP", () => {
     assert.throws(() => new PacketScanner(() => "pass").scan(Buffer.from("SSH-2.0-OpenSSH\r\n")), /not an SFTP packet/);
   });

@@ -176,11 +176,14 @@ export interface Scanned {
 const EMPTY = Buffer.alloc(0);
 
 /**
- * Finds packet boundaries in one direction of an SFTP stream without copying bodies: a 255 KiB
- * write's data passes as slices of the chunks it arrived in. Only heads (see headSize) are gathered,
- * and a head that `onHead` wants held stops the scan with the rest of the chunk returned.
+ * Finds packet boundaries in one direction of an SFTP stream without copying: a packet's head is
+ * read where it lies in the chunk, and what passes goes on as one slice of the chunk it arrived in
+ * (a 32 KiB write's head and data together). Only a head cut across two chunks is gathered into a
+ * buffer of its own (see headSize for how much of a packet is a head), and a head that `onHead`
+ * wants held stops the scan with the rest of the chunk returned.
  */
 export class PacketScanner {
+  /** A head begun in an earlier chunk, waiting for the rest of it. */
   private head: Buffer = EMPTY;
   /** Bytes of the current packet's body still to pass without reading. */
   private bodyLeft = 0;
@@ -190,6 +193,7 @@ export class PacketScanner {
   scan(chunk: Buffer): Scanned {
     const forward: Buffer[] = [];
     let p = 0;
+    /** Start of the run of bytes that pass as one slice. */
     let from = 0;
     while (p < chunk.length) {
       if (this.bodyLeft > 0) {
@@ -198,28 +202,58 @@ export class PacketScanner {
         this.bodyLeft -= n;
         continue;
       }
-      // A head starts here: what came before it passes; its own bytes wait until it is complete.
-      if (p > from) forward.push(chunk.subarray(from, p));
-      for (;;) {
-        const want = this.head.length < 5 ? 5 : headSize(this.head);
-        if (this.head.length >= want) break;
-        const take = Math.min(want - this.head.length, chunk.length - p);
-        this.head = Buffer.concat([this.head, chunk.subarray(p, p + take)]);
-        p += take;
-        if (this.head.length === 5) checkLength(this.head);
-        if (p === chunk.length && this.head.length < (this.head.length < 5 ? 5 : headSize(this.head))) {
-          return { forward }; // the head continues in the next chunk
+      const size = this.head.length === 0 ? headWithin(chunk, p) : 0;
+      let head: Buffer;
+      let gathered = false;
+      if (size > 0) {
+        head = chunk.subarray(p, p + size);
+        p += size;
+      } else {
+        // The head is cut by the chunk's end: what came before it passes; its bytes wait for the rest.
+        if (p > from) forward.push(chunk.subarray(from, p));
+        from = p;
+        for (;;) {
+          const want = this.head.length < 5 ? 5 : headSize(this.head);
+          if (this.head.length >= want) break;
+          const take = Math.min(want - this.head.length, chunk.length - p);
+          this.head = Buffer.concat([this.head, chunk.subarray(p, p + take)]);
+          p += take;
+          if (this.head.length === 5) checkLength(this.head);
+          if (p === chunk.length && this.head.length < (this.head.length < 5 ? 5 : headSize(this.head))) {
+            return { forward }; // the head continues in the next chunk
+          }
         }
+        head = this.head;
+        this.head = EMPTY;
+        gathered = true;
       }
-      const head = this.head;
-      this.head = EMPTY;
-      from = p;
       this.bodyLeft = head.readUInt32BE(0) + 4 - head.length;
-      if (this.onHead(head) === "hold") return { forward, held: { packet: head, rest: chunk.subarray(p) } };
-      forward.push(head);
+      if (this.onHead(head) === "hold") {
+        // A gathered head's predecessors are forwarded already; an in-place one's are the run so far.
+        if (!gathered && p - size > from) forward.push(chunk.subarray(from, p - size));
+        return { forward, held: { packet: head, rest: chunk.subarray(p) } };
+      }
+      if (gathered) {
+        forward.push(head);
+        from = p;
+      }
     }
     if (p > from) forward.push(chunk.subarray(from, p));
     return { forward };
+  }
+}
+
+/** The length of the head that starts at `p` when the chunk holds all of it, else 0. */
+function headWithin(chunk: Buffer, p: number): number {
+  const left = chunk.length - p;
+  if (left < 5) return 0;
+  let size = 5;
+  checkLength(chunk.subarray(p, p + 5));
+  for (;;) {
+    const want = headSize(chunk.subarray(p, p + size));
+    if (size >= want) return size;
+    if (left < want) return 0;
+    size = want;
   }
 }
 
