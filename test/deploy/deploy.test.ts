@@ -731,6 +731,18 @@ describe("deploy: Helm chart", () => {
     assert.ok(c.resources?.requests && c.resources.limits?.memory, `${kind}: resource requests and a memory limit`);
   }
 
+  /** The container's V8 heap cap (NODE_OPTIONS) leaves room for Buffers and native memory under its limit. */
+  function heapFitsLimit(kind: string, c: v1.IContainer): void {
+    const options = c.env?.find((e) => e.name === "NODE_OPTIONS")?.value ?? "";
+    const heap = Number(/--max-old-space-size=(\d+)/.exec(options)?.[1]);
+    const limit = String(c.resources?.limits?.memory ?? "");
+    const [, n = "", unit = ""] = /^(\d+)(Mi|Gi)$/.exec(limit) ?? [];
+    const limitMiB = Number(n) * (unit === "Gi" ? 1024 : 1);
+    assert.ok(heap > 0, `${kind}: NODE_OPTIONS caps the heap (${options})`);
+    assert.ok(limitMiB > 0, `${kind}: memory limit in Mi or Gi (${limit})`);
+    assert.ok(heap <= limitMiB * 0.7, `${kind}: heap ${heap} MiB within 70% of the ${limit} limit`);
+  }
+
   it("passes helm lint --strict with the defaults, the examples and the test values", async function () {
     this.timeout(30_000);
     for (const values of [[], ["-f", PRODUCTION_VALUES], ["-f", RELAY_SEGMENT_VALUES], ["-f", CREDENTIALS_VALUES]]) {
@@ -795,6 +807,11 @@ describe("deploy: Helm chart", () => {
     it("hub and relay run as non-root with a read-only root filesystem, no capabilities, and resources", () => {
       podSecurity("hub", hub.spec?.template.spec, container(hub.spec, "hub"));
       podSecurity("relay", relay.spec?.template.spec, container(relay.spec, "relay"));
+    });
+
+    it("hub and relay cap V8's heap inside their memory limits", () => {
+      heapFitsLimit("hub", container(hub.spec, "hub"));
+      heapFitsLimit("relay", container(relay.spec, "relay"));
     });
 
     it("the relay has no Service, no port and no probe, and its NetworkPolicy denies all ingress", () => {
@@ -880,6 +897,7 @@ describe("deploy: Helm chart", () => {
       assert.deepEqual(release.names("Secret"), []);
       const hub = release.deployment("vigil-hub");
       assert.equal(hub.spec?.replicas, 3);
+      heapFitsLimit("hub (1Gi)", container(hub.spec, "hub"));
       const secrets = hub.spec?.template.spec?.volumes?.flatMap((v) => (v.secret ? [v.secret.secretName] : [])).sort();
       assert.deepEqual(secrets, ["vigil-enrollment", "vigil-hub-tls", "vigil-signing-key"]);
       const c = container(hub.spec, "hub");
