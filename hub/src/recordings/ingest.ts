@@ -19,6 +19,7 @@ import {
 } from "../../../lib/recording/nats.js";
 import type { Logger } from "../../../lib/log.js";
 import { readCommandEvent } from "../../../storage/command-line.js";
+import { AckAddresses, replyBytes, sendToAll } from "./acks.js";
 import { EventBatch } from "../../../storage/event-batch.js";
 import type { RecordingStore } from "../../../storage/recordings.js";
 
@@ -135,21 +136,22 @@ export class Ingest {
    * after RETRY_MS) and the worker waits too.
    */
   private async loop(consumer: Consumer): Promise<void> {
-    const messages = await consumer.consume({ max_messages: BATCH });
-    this.stopConsume = () => void messages.stop();
     let gathering = new Gathered();
     const full: Gathered[] = [];
     let wake: (() => void) | undefined;
-    const received = (async () => {
-      for await (const m of messages) {
+    // A callback, not the async iterator: no promise and no queue per message.
+    const messages = await consumer.consume({
+      max_messages: BATCH,
+      callback: (m) => {
         gathering.add(m);
-        if (gathering.replies.length >= BATCH) {
+        if (gathering.acks.count >= BATCH) {
           full.push(gathering);
           gathering = new Gathered();
           wake?.();
         }
-      }
-    })();
+      },
+    });
+    this.stopConsume = () => void messages.stop();
     let storing: Promise<void> = Promise.resolve();
     while (!this.stopped) {
       if (full.length === 0) {
@@ -161,7 +163,7 @@ export class Ingest {
       }
       let batch = full.shift();
       if (!batch) {
-        if (gathering.replies.length === 0) continue;
+        if (gathering.acks.count === 0) continue;
         batch = gathering;
         gathering = new Gathered();
       }
@@ -169,11 +171,11 @@ export class Ingest {
       storing = this.storeBatch(batch);
     }
     await storing;
-    await received.catch(() => {});
+    await messages.closed().catch(() => {});
   }
 
   /** Store one batch: insert its events, dead-letter what cannot be read, then ack all. */
-  private async storeBatch({ replies, events, dead, redelivered }: Gathered): Promise<void> {
+  private async storeBatch({ acks, events, dead, redelivered }: Gathered): Promise<void> {
     try {
       if (events.size > 0) {
         const store = await this.store();
@@ -187,12 +189,12 @@ export class Ingest {
     } catch (err) {
       const message = (err as Error).message;
       this.status.lastError = message;
-      if (!this.stopped) this.log.warn({ err: message, held: replies.length }, "ingest batch failed; retrying");
-      for (const reply of replies) this.nc.publish(reply, NAK_RETRY);
+      if (!this.stopped) this.log.warn({ err: message, held: acks.count }, "ingest batch failed; retrying");
+      sendToAll(this.nc, acks, NAK_RETRY);
       await sleep(RETRY_MS);
       return;
     }
-    for (const reply of replies) this.nc.publish(reply, ACK);
+    sendToAll(this.nc, acks, ACK);
   }
 
   private async deadLetter(msg: JsMsg, reason: string): Promise<void> {
@@ -218,20 +220,20 @@ export class Ingest {
 
 /**
  * A batch being gathered: where to ack its messages, their events ready to insert, and what cannot
- * be stored. It keeps a message's reply subject (its ack address) and nothing else of it: tens of
- * thousands of messages wait for each insert, and the garbage collector copied every one of them
- * that a batch held, promoting most to the old generation.
+ * be stored. It keeps a message's reply subject (its ack address, as bytes) and nothing else of it:
+ * tens of thousands of messages wait for each insert, and the garbage collector copied every one of
+ * them that a batch held, promoting most to the old generation.
  */
 class Gathered {
-  readonly replies: string[] = [];
+  readonly acks = new AckAddresses();
   readonly events = new EventBatch();
   readonly dead: { msg: JsMsg; reason: string }[] = [];
   /** Some message was delivered before (to this worker or another): its event may be stored already. */
   redelivered = false;
 
   add(m: JsMsg): void {
-    const reply = replyOf(m);
-    this.replies.push(reply);
+    const reply = replyBytes(m);
+    this.acks.add(reply);
     if (!this.redelivered && deliveryCount(reply) !== 1) this.redelivered = true;
     // Command events, most of them, go into the batch straight from their bytes.
     const command = readCommandEvent(m.data);
@@ -246,30 +248,30 @@ class Gathered {
   }
 }
 
-/**
- * A message's reply subject: where its ack goes. Every JsMsg of nats.js has it (as a getter of its
- * one implementation), but the JsMsg type does not name it.
- */
-function replyOf(m: JsMsg): string {
-  const reply = (m as JsMsg & { reply?: unknown }).reply;
-  if (typeof reply !== "string" || reply === "") throw new Error(`message ${m.subject} has no reply subject to ack`);
-  return reply;
-}
+const DOT = 0x2e;
+const JS_ACK = Buffer.from("$JS.ACK.");
 
 /**
  * How many times JetStream delivered a message, from its reply subject: `$JS.ACK.<stream>.<consumer>.
  * <count>.…` (9 tokens) or, from newer servers, `$JS.ACK.<domain>.<account>.<stream>.<consumer>.<count>.…`
- * (11 or 12). What `JsMsg.redelivered` says, without splitting the subject and parsing every token
- * of it for each message. Anything else counts as a redelivery (0): the batch is then looked up.
+ * (11 or 12). What `JsMsg.redelivered` says, read from the subject's bytes without splitting it and
+ * parsing every token of it for each message. Anything else counts as a redelivery (0): the batch is
+ * then looked up.
  */
-export function deliveryCount(reply: string): number {
-  if (!reply.startsWith("$JS.ACK.")) return 0;
+export function deliveryCount(reply: Uint8Array): number {
+  if (reply.length < JS_ACK.length || JS_ACK.compare(reply, 0, JS_ACK.length) !== 0) return 0;
   const dots: number[] = [];
-  for (let i = reply.indexOf("."); i !== -1 && dots.length < 12; i = reply.indexOf(".", i + 1)) dots.push(i);
+  for (let i = 0; i < reply.length && dots.length < 12; i++) if (reply[i] === DOT) dots.push(i);
   const token = dots.length === 8 ? 4 : dots.length === 10 || dots.length === 11 ? 6 : -1;
   if (token === -1) return 0;
-  const count = Number(reply.slice(dots[token - 1]! + 1, dots[token]!));
-  return Number.isSafeInteger(count) && count > 0 ? count : 0;
+  let count = 0;
+  const end = dots[token]!;
+  for (let i = dots[token - 1]! + 1; i < end; i++) {
+    const digit = reply[i]! - 0x30;
+    if (digit < 0 || digit > 9 || count > Number.MAX_SAFE_INTEGER / 10) return 0;
+    count = count * 10 + digit;
+  }
+  return count;
 }
 
 /** The event in a message, or why it is not a valid one. */
