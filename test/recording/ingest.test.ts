@@ -24,7 +24,7 @@ describe("ingest consumer", function () {
     await nats?.stop();
   });
 
-  it("raises the in-flight limit of a consumer made by an older version, so batches can overlap", async () => {
+  it("sets the in-flight limit of a consumer made by an older version to a batch inserting and one gathering", async () => {
     const jsm = await jetstreamManager(nc);
     await ensureRecordingStreams(jsm);
     await jsm.consumers.add(RECORDING_STREAM, {
@@ -34,15 +34,19 @@ describe("ingest consumer", function () {
       ack_wait: 15e9,
       max_ack_pending: 20_000,
     });
-    // The stream is empty: the store is never needed.
-    const ingest = new Ingest(nc, () => Promise.reject(new Error("no events were published")), log);
-    await ingest.start();
-    try {
-      const info = await jsm.consumers.info(RECORDING_STREAM, INGEST_CONSUMER);
-      assert.equal(info.config.max_ack_pending, 160_000);
-      assert.equal(info.config.ack_policy, AckPolicy.Explicit, "acks stay per message");
-    } finally {
-      await ingest.stop();
+    // 20,000: the first versions; 160,000: the versions before this one.
+    for (const older of [20_000, 160_000]) {
+      await jsm.consumers.update(RECORDING_STREAM, INGEST_CONSUMER, { max_ack_pending: older });
+      // The stream is empty: the store is never needed.
+      const ingest = new Ingest(nc, () => Promise.reject(new Error("no events were published")), log);
+      await ingest.start();
+      try {
+        const info = await jsm.consumers.info(RECORDING_STREAM, INGEST_CONSUMER);
+        assert.equal(info.config.max_ack_pending, 80_000, `from ${older}`);
+        assert.equal(info.config.ack_policy, AckPolicy.Explicit, "acks stay per message");
+      } finally {
+        await ingest.stop();
+      }
     }
   });
 });
