@@ -1,9 +1,10 @@
 // The ingest worker's JetStream consumer against a real nats-server.
 import assert from "node:assert/strict";
-import { AckPolicy, DeliverPolicy, jetstreamManager } from "@nats-io/jetstream";
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { createLogger } from "../../lib/log.js";
 import { ensureRecordingStreams, INGEST_CONSUMER, RECORDING_STREAM } from "../../lib/recording/nats.js";
+import { AckAddresses, replyBytes, sendToAll, writesRaw } from "../../hub/src/recordings/acks.js";
 import { Ingest } from "../../hub/src/recordings/ingest.js";
 import { startNats, type NatsHandle } from "../support/services.js";
 
@@ -48,5 +49,28 @@ describe("ingest consumer", function () {
         await ingest.stop();
       }
     }
+  });
+
+  it("acks a batch in one protocol write, and JetStream takes every ack", async () => {
+    // The one write needs nats.js's protocol writer; without it each ack is its own publish.
+    assert.ok(writesRaw(nc), "this nats.js has no protocol writer: ingest acks message by message");
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: "ACKS", subjects: ["acks.>"] });
+    const js = jetstream(nc);
+    for (let i = 0; i < 50; i++) await js.publish(`acks.${i}`, Buffer.from(String(i)));
+    await jsm.consumers.add("ACKS", { durable_name: "w", ack_policy: AckPolicy.Explicit, ack_wait: 30e9 });
+    const consumer = await js.consumers.get("ACKS", "w");
+    const acks = new AckAddresses();
+    for await (const m of await consumer.fetch({ max_messages: 50, expires: 5_000 })) {
+      acks.add(replyBytes(m));
+      if (acks.count === 50) break;
+    }
+    let info = await consumer.info();
+    assert.equal(info.num_ack_pending, 50);
+    sendToAll(nc, acks, Buffer.from("+ACK"));
+    await nc.flush();
+    info = await consumer.info();
+    assert.equal(info.num_ack_pending, 0, "every message acked");
+    assert.equal(info.ack_floor.stream_seq, 50);
   });
 });
