@@ -131,7 +131,7 @@ export async function runIngestBench(): Promise<BenchResult> {
         },
       ],
       notes: [
-        `${EVENTS} events (${EVENTS / PER_SESSION} sessions) waiting on the stream, then one ingest worker: durable pull consumer, batches of up to 40,000 (the next one read while one is inserted; command events written into the insert payload straight from their protobuf bytes), insert into chDB (stored events looked up only in batches with a redelivered message), ack after the insert. ${seconds.toFixed(2)} s.`,
+        `${EVENTS} events (${EVENTS / PER_SESSION} sessions) waiting on the stream, then one ingest worker: durable pull consumer (80,000 unacked at most), batches of up to 40,000 (the next one read while one is inserted; command events written into the insert payload straight from their protobuf bytes), insert into chDB (stored events looked up only in batches with a redelivered message), then one ack per message, a batch's acks in one write. ${seconds.toFixed(2)} s.`,
         `nats-server, chDB and the worker share this machine's CPUs; load average at the start ${loadAtStart.toFixed(1)}.`,
         `CPU during the drain: worker process (JS and chDB's threads) ${workerCpu.toFixed(1)} s, nats-server ${natsCpu.toFixed(1)} s: ${((1e6 * (workerCpu + natsCpu)) / EVENTS).toFixed(0)} µs of CPU per event, so ${(EVENTS / ((workerCpu + natsCpu) / cpus().length) / 1000).toFixed(0)}k events/s at most with all ${cpus().length} CPUs free for it.`,
         `Worker CPU per event by thread: ${perEvent(threads)}.`,

@@ -1,6 +1,6 @@
 import { mkdirSync } from "node:fs";
 import { VigilError } from "../lib/errors.js";
-import { insertColumns, JSON_OBJECTS_AS_STRINGS, toJsonEachRow, type Executor } from "./executor.js";
+import { insertColumns, LINE_INSERT_SETTINGS, toJsonEachRow, type Executor } from "./executor.js";
 
 type Chdb = typeof import("chdb");
 type ChdbSession = InstanceType<Chdb["Session"]>;
@@ -34,12 +34,12 @@ async function loadChdb(): Promise<Chdb> {
 }
 
 /**
- * `insertLines` settings. Parallel parsing splits a payload into chunks for several threads and
+ * `insertLines` settings, here. Parallel parsing splits a payload into chunks for several threads and
  * merges their blocks again: in this process, which shares its CPUs with the hub and ingest, parsing
  * on one thread took ~10% less CPU per row (ingest's 20,000-row inserts, measured alone) and was no
  * slower.
  */
-const LINE_INSERT_SETTINGS = { ...JSON_OBJECTS_AS_STRINGS, input_format_parallel_parsing: 0 } as const;
+const CHDB_LINE_INSERT_SETTINGS = { ...LINE_INSERT_SETTINGS, input_format_parallel_parsing: 0 } as const;
 
 class ChdbExecutor implements Executor {
   /** Operations still running: close() waits for them, since closing under one aborts the engine. */
@@ -81,7 +81,7 @@ class ChdbExecutor implements Executor {
         values: lines,
         format: "JSONCompactEachRow",
         columns,
-        settings: LINE_INSERT_SETTINGS,
+        settings: CHDB_LINE_INSERT_SETTINGS,
       }),
     );
   }

@@ -1,7 +1,7 @@
 import { Readable } from "node:stream";
 import { finished } from "node:stream/promises";
 import { createClient, type ClickHouseClient } from "@clickhouse/client";
-import { insertColumns, JSON_OBJECTS_AS_STRINGS, type Executor } from "./executor.js";
+import { insertColumns, LINE_INSERT_SETTINGS, type Executor } from "./executor.js";
 
 export interface ClickHouseOptions {
   /** HTTP(S) endpoint, e.g. `http://clickhouse:8123`; user and password may be in the URL. */
@@ -60,7 +60,7 @@ class ClickHouseExecutor implements Executor {
     const result = await this.client.exec({
       query: `INSERT INTO ${table} (${columns.join(", ")}) FORMAT JSONCompactEachRow`,
       values: Readable.from([lines]),
-      clickhouse_settings: JSON_OBJECTS_AS_STRINGS,
+      clickhouse_settings: LINE_INSERT_SETTINGS,
     });
     // The answer to an INSERT is empty; reading it to the end keeps the connection reusable.
     await finished(result.stream.resume());

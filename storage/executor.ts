@@ -19,7 +19,9 @@ export interface Executor {
   /**
    * Insert rows already serialized as JSONCompactEachRow: one JSON array a line, holding the values
    * of `columns` in that order. The hot path (ingest), which builds each line once. A JSON object
-   * given for a String column is stored as its exact text (`JSON_OBJECTS_AS_STRINGS`).
+   * given for a String column is stored as its exact text (`JSON_OBJECTS_AS_STRINGS`). The lines
+   * are stored as given: a ReplacingMergeTree does not collapse repeated keys within the insert
+   * (`LINE_INSERT_SETTINGS`); the caller leaves them out, and merges collapse any across inserts.
    */
   insertLines(table: string, columns: readonly string[], lines: Uint8Array): Promise<void>;
   close(): Promise<void>;
@@ -27,6 +29,14 @@ export interface Executor {
 
 /** The settings of every `insertLines`: a JSON object for a String column is stored as its text. */
 export const JSON_OBJECTS_AS_STRINGS = { input_format_json_read_objects_as_strings: 1 } as const;
+
+/**
+ * `insertLines`' settings. `optimize_on_insert` 0: ClickHouse does not run the table's merge
+ * (ReplacingMergeTree's collapse of repeated keys) over each inserted block. The recording store's
+ * batches hold every event once (EventBatch leaves out repeats), so that pass found nothing and cost
+ * ~10% of an insert's CPU (0.5–0.7 µs a row, ingest's 40,000-row inserts measured alone).
+ */
+export const LINE_INSERT_SETTINGS = { ...JSON_OBJECTS_AS_STRINGS, optimize_on_insert: 0 } as const;
 
 /** Rows as one JSONEachRow payload: one JSON object a line. */
 export function toJsonEachRow(rows: readonly Record<string, unknown>[]): string {

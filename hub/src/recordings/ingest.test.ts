@@ -11,7 +11,7 @@ describe("deliveryCount", () => {
   ];
 
   it("reads the delivery count where nats.js's parseInfo does", () => {
-    for (const [reply, count] of replies) assert.equal(deliveryCount(reply), count, reply);
+    for (const [reply, count] of replies) assert.equal(deliveryCount(Buffer.from(reply)), count, reply);
   });
 
   it("treats anything it cannot read as a redelivery (0), so that the batch is looked up", () => {
@@ -23,7 +23,7 @@ describe("deliveryCount", () => {
       "$JS.ACK.too.few.tokens",
       "$JS.ACK.a.b.c.d.e.f.g.h.i.j.k.l.m.n",
     ]) {
-      assert.equal(deliveryCount(reply), 0, reply);
+      assert.equal(deliveryCount(Buffer.from(reply)), 0, reply);
     }
   });
 });

@@ -19,6 +19,7 @@ import {
 } from "../../../lib/recording/nats.js";
 import type { Logger } from "../../../lib/log.js";
 import { readCommandEvent } from "../../../storage/command-line.js";
+import { AckAddresses, replyBytes, sendToAll } from "./acks.js";
 import { EventBatch } from "../../../storage/event-batch.js";
 import type { RecordingStore } from "../../../storage/recordings.js";
 
@@ -39,8 +40,13 @@ const GATHER_MS = 25;
 const ACK_WAIT_MS = 15_000;
 /** After a failed insert, messages come back after this delay; meanwhile the worker waits too. */
 const RETRY_MS = 2_000;
-/** Taken and not yet acked, across all workers: each holds one batch inserting and the next one preparing. */
-const MAX_ACK_PENDING = BATCH * 4;
+/**
+ * Taken and not yet acked, across all workers: one batch inserting and the next one gathering.
+ * nats-server writes the consumer's state (every unacked message in it) ten times a second while
+ * messages flow; with 160,000 in flight that encoding was a quarter of the server's CPU during a
+ * drain, with 80,000 an eighth. Several workers share these (each then gathers smaller batches).
+ */
+const MAX_ACK_PENDING = BATCH * 2;
 const LAG_EVERY_MS = 5_000;
 
 export interface IngestStatus {
@@ -83,7 +89,7 @@ export class Ingest {
     await ensureRecordingStreams(jsm);
     try {
       const info = await jsm.consumers.info(RECORDING_STREAM, INGEST_CONSUMER);
-      if ((info.config.max_ack_pending ?? 0) < MAX_ACK_PENDING) await this.raiseAckPending(jsm);
+      if (info.config.max_ack_pending !== MAX_ACK_PENDING) await this.setAckPending(jsm);
     } catch (err) {
       if (!/consumer not found/i.test((err as Error).message)) throw err;
       await jsm.consumers
@@ -108,14 +114,15 @@ export class Ingest {
 
   /**
    * Consumers made by older versions allowed fewer messages in flight than a batch being inserted
-   * plus the next one being gathered. Ingest works without the raise, only with less overlap, so a
-   * refusal (e.g. a NATS user not allowed to update consumers) is a warning.
+   * plus the next one being gathered (or, later, twice that). Ingest works with either, only with
+   * less overlap or more server CPU, so a refusal (e.g. a NATS user not allowed to update consumers)
+   * is a warning.
    */
-  private async raiseAckPending(jsm: JetStreamManager): Promise<void> {
+  private async setAckPending(jsm: JetStreamManager): Promise<void> {
     try {
       await jsm.consumers.update(RECORDING_STREAM, INGEST_CONSUMER, { max_ack_pending: MAX_ACK_PENDING });
     } catch (err) {
-      this.log.warn({ err: (err as Error).message }, "could not raise the ingest consumer's max_ack_pending");
+      this.log.warn({ err: (err as Error).message }, "could not set the ingest consumer's max_ack_pending");
     }
   }
 
@@ -135,21 +142,22 @@ export class Ingest {
    * after RETRY_MS) and the worker waits too.
    */
   private async loop(consumer: Consumer): Promise<void> {
-    const messages = await consumer.consume({ max_messages: BATCH });
-    this.stopConsume = () => void messages.stop();
     let gathering = new Gathered();
     const full: Gathered[] = [];
     let wake: (() => void) | undefined;
-    const received = (async () => {
-      for await (const m of messages) {
+    // A callback, not the async iterator: no promise and no queue per message.
+    const messages = await consumer.consume({
+      max_messages: BATCH,
+      callback: (m) => {
         gathering.add(m);
-        if (gathering.replies.length >= BATCH) {
+        if (gathering.acks.count >= BATCH) {
           full.push(gathering);
           gathering = new Gathered();
           wake?.();
         }
-      }
-    })();
+      },
+    });
+    this.stopConsume = () => void messages.stop();
     let storing: Promise<void> = Promise.resolve();
     while (!this.stopped) {
       if (full.length === 0) {
@@ -161,7 +169,7 @@ export class Ingest {
       }
       let batch = full.shift();
       if (!batch) {
-        if (gathering.replies.length === 0) continue;
+        if (gathering.acks.count === 0) continue;
         batch = gathering;
         gathering = new Gathered();
       }
@@ -169,11 +177,11 @@ export class Ingest {
       storing = this.storeBatch(batch);
     }
     await storing;
-    await received.catch(() => {});
+    await messages.closed().catch(() => {});
   }
 
   /** Store one batch: insert its events, dead-letter what cannot be read, then ack all. */
-  private async storeBatch({ replies, events, dead, redelivered }: Gathered): Promise<void> {
+  private async storeBatch({ acks, events, dead, redelivered }: Gathered): Promise<void> {
     try {
       if (events.size > 0) {
         const store = await this.store();
@@ -187,12 +195,12 @@ export class Ingest {
     } catch (err) {
       const message = (err as Error).message;
       this.status.lastError = message;
-      if (!this.stopped) this.log.warn({ err: message, held: replies.length }, "ingest batch failed; retrying");
-      for (const reply of replies) this.nc.publish(reply, NAK_RETRY);
+      if (!this.stopped) this.log.warn({ err: message, held: acks.count }, "ingest batch failed; retrying");
+      sendToAll(this.nc, acks, NAK_RETRY);
       await sleep(RETRY_MS);
       return;
     }
-    for (const reply of replies) this.nc.publish(reply, ACK);
+    sendToAll(this.nc, acks, ACK);
   }
 
   private async deadLetter(msg: JsMsg, reason: string): Promise<void> {
@@ -218,20 +226,20 @@ export class Ingest {
 
 /**
  * A batch being gathered: where to ack its messages, their events ready to insert, and what cannot
- * be stored. It keeps a message's reply subject (its ack address) and nothing else of it: tens of
- * thousands of messages wait for each insert, and the garbage collector copied every one of them
- * that a batch held, promoting most to the old generation.
+ * be stored. It keeps a message's reply subject (its ack address, as bytes) and nothing else of it:
+ * tens of thousands of messages wait for each insert, and the garbage collector copied every one of
+ * them that a batch held, promoting most to the old generation.
  */
 class Gathered {
-  readonly replies: string[] = [];
+  readonly acks = new AckAddresses();
   readonly events = new EventBatch();
   readonly dead: { msg: JsMsg; reason: string }[] = [];
   /** Some message was delivered before (to this worker or another): its event may be stored already. */
   redelivered = false;
 
   add(m: JsMsg): void {
-    const reply = replyOf(m);
-    this.replies.push(reply);
+    const reply = replyBytes(m);
+    this.acks.add(reply);
     if (!this.redelivered && deliveryCount(reply) !== 1) this.redelivered = true;
     // Command events, most of them, go into the batch straight from their bytes.
     const command = readCommandEvent(m.data);
@@ -246,30 +254,44 @@ class Gathered {
   }
 }
 
-/**
- * A message's reply subject: where its ack goes. Every JsMsg of nats.js has it (as a getter of its
- * one implementation), but the JsMsg type does not name it.
- */
-function replyOf(m: JsMsg): string {
-  const reply = (m as JsMsg & { reply?: unknown }).reply;
-  if (typeof reply !== "string" || reply === "") throw new Error(`message ${m.subject} has no reply subject to ack`);
-  return reply;
-}
+const DOT = 0x2e;
+/** `$JS.ACK.` */
+const JS_ACK = [0x24, 0x4a, 0x53, 0x2e, 0x41, 0x43, 0x4b, 0x2e];
 
 /**
  * How many times JetStream delivered a message, from its reply subject: `$JS.ACK.<stream>.<consumer>.
  * <count>.…` (9 tokens) or, from newer servers, `$JS.ACK.<domain>.<account>.<stream>.<consumer>.<count>.…`
- * (11 or 12). What `JsMsg.redelivered` says, without splitting the subject and parsing every token
- * of it for each message. Anything else counts as a redelivery (0): the batch is then looked up.
+ * (11 or 12). What `JsMsg.redelivered` says, read from the subject's bytes without splitting it and
+ * parsing every token of it for each message. Anything else counts as a redelivery (0): the batch is
+ * then looked up.
  */
-export function deliveryCount(reply: string): number {
-  if (!reply.startsWith("$JS.ACK.")) return 0;
-  const dots: number[] = [];
-  for (let i = reply.indexOf("."); i !== -1 && dots.length < 12; i = reply.indexOf(".", i + 1)) dots.push(i);
-  const token = dots.length === 8 ? 4 : dots.length === 10 || dots.length === 11 ? 6 : -1;
-  if (token === -1) return 0;
-  const count = Number(reply.slice(dots[token - 1]! + 1, dots[token]!));
-  return Number.isSafeInteger(count) && count > 0 ? count : 0;
+export function deliveryCount(reply: Uint8Array): number {
+  if (reply.length < JS_ACK.length) return 0;
+  for (let i = 0; i < JS_ACK.length; i++) if (reply[i] !== JS_ACK[i]) return 0;
+  // Where the 4th, 5th, 6th and 7th dots are, and how many there are (up to 12).
+  let dots = 0;
+  let d4 = 0;
+  let d5 = 0;
+  let d6 = 0;
+  let d7 = 0;
+  for (let i = 0; i < reply.length && dots < 12; i++) {
+    if (reply[i] !== DOT) continue;
+    dots++;
+    if (dots === 4) d4 = i;
+    else if (dots === 5) d5 = i;
+    else if (dots === 6) d6 = i;
+    else if (dots === 7) d7 = i;
+  }
+  // 8 dots: the count is the 5th token (between dots 4 and 5); 10 or 11: the 7th (dots 6 and 7).
+  const [from, to] = dots === 8 ? [d4, d5] : dots === 10 || dots === 11 ? [d6, d7] : [0, 0];
+  if (to <= from + 1) return 0;
+  let count = 0;
+  for (let i = from + 1; i < to; i++) {
+    const digit = reply[i]! - 0x30;
+    if (digit < 0 || digit > 9 || count > Number.MAX_SAFE_INTEGER / 10) return 0;
+    count = count * 10 + digit;
+  }
+  return count;
 }
 
 /** The event in a message, or why it is not a valid one. */
