@@ -4,7 +4,7 @@
 // `batchMs|sql@sql;…` (the SQL runs after migration, e.g. an ALTER to try), STORE_RATE events/s,
 // STORE_SECONDS, STORE_ROUNDS. Each variant runs in a process of its own (chDB binds one data dir each).
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir, loadavg } from "node:os";
 import { join } from "node:path";
 import { EventChain, encodeChained } from "../lib/recording/chain.js";
@@ -65,6 +65,7 @@ async function child(batchMs: number, sqls: string[], settle: number): Promise<v
     }
     return out;
   };
+  const threads0 = threadCpu();
   const cpu0 = process.cpuUsage();
   const t0 = Date.now();
   let events = 0;
@@ -90,10 +91,13 @@ async function child(batchMs: number, sqls: string[], settle: number): Promise<v
   const during = process.cpuUsage(cpu0);
   await new Promise((r) => setTimeout(r, settle * 1000));
   const all = process.cpuUsage(cpu0);
+  const threads1 = threadCpu();
+  const byThread: Record<string, string> = {};
+  for (const [name, s] of threads1) byThread[name] = (((s - (threads0.get(name) ?? 0)) / events) * 1e6).toFixed(1);
   const parts = await exec.query<{ n: string }>("SELECT count() AS n FROM system.parts WHERE active AND table = 'events'");
   const us = (c: NodeJS.CpuUsage) => ((c.user + c.system - gen) / events).toFixed(1);
   console.log(
-    JSON.stringify({ batchMs, sqls, events, msPerInsert: ((during.user + during.system - gen) / inserts / 1000).toFixed(2), gen: (gen / events).toFixed(1), during: us(during), withSettle: us(all), parts: parts[0]?.n, load: loadavg()[0] }),
+    JSON.stringify({ batchMs, sqls, events, msPerInsert: ((during.user + during.system - gen) / inserts / 1000).toFixed(2), gen: (gen / events).toFixed(1), during: us(during), withSettle: us(all), parts: parts[0]?.n, byThread, load: loadavg()[0] }),
   );
   await exec.close();
   rmSync(dir, { recursive: true, force: true });
@@ -111,4 +115,20 @@ if (process.argv[2] === "child") {
       process.stdout.write(res.stdout + (res.status ? res.stderr.slice(-2000) : ""));
     }
   }
+}
+
+/** CPU seconds so far per thread name (the main thread as MAIN). */
+function threadCpu(): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const t of readdirSync("/proc/self/task")) {
+    try {
+      const stat = readFileSync(`/proc/self/task/${t}/stat`, "utf8");
+      const name = Number(t) === process.pid ? "MAIN" : stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      out.set(name, (out.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) / 100);
+    } catch {
+      // gone
+    }
+  }
+  return out;
 }
