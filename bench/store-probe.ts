@@ -94,24 +94,45 @@ async function child(batchMs: number, sqls: string[], settle: number): Promise<v
   const threads1 = threadCpu();
   const byThread: Record<string, string> = {};
   for (const [name, s] of threads1) byThread[name] = (((s - (threads0.get(name) ?? 0)) / events) * 1e6).toFixed(1);
-  const parts = await exec.query<{ n: string }>("SELECT count() AS n FROM system.parts WHERE active AND table = 'events'");
+  const parts = await exec.query<{ n: string }>(
+    "SELECT count() AS n FROM system.parts WHERE active AND table = 'events'",
+  );
   const us = (c: NodeJS.CpuUsage) => ((c.user + c.system - gen) / events).toFixed(1);
   console.log(
-    JSON.stringify({ batchMs, sqls, events, msPerInsert: ((during.user + during.system - gen) / inserts / 1000).toFixed(2), gen: (gen / events).toFixed(1), during: us(during), withSettle: us(all), parts: parts[0]?.n, byThread, load: loadavg()[0] }),
+    JSON.stringify({
+      batchMs,
+      sqls,
+      events,
+      msPerInsert: ((during.user + during.system - gen) / inserts / 1000).toFixed(2),
+      gen: (gen / events).toFixed(1),
+      during: us(during),
+      withSettle: us(all),
+      parts: parts[0]?.n,
+      byThread,
+      load: loadavg()[0],
+    }),
   );
   await exec.close();
   rmSync(dir, { recursive: true, force: true });
 }
 
 if (process.argv[2] === "child") {
-  await child(Number(process.argv[3]), (process.argv[4] ?? "").split("@").filter(Boolean), Number(process.argv[5] ?? 5));
+  await child(
+    Number(process.argv[3]),
+    (process.argv[4] ?? "").split("@").filter(Boolean),
+    Number(process.argv[5] ?? 5),
+  );
 } else {
   const variants = (process.env.STORE_VARIANTS ?? "250|;1000|").split(";").map((v) => v.split("|"));
   for (let r = 0; r < Number(process.env.STORE_ROUNDS ?? 2); r++) {
     for (const [ms, sql] of r % 2 ? [...variants].reverse() : variants) {
-      const res = spawnSync(process.execPath, ["--import", "tsx", "bench/store-probe.ts", "child", ms!, sql ?? "", "5"], {
-        encoding: "utf8",
-      });
+      const res = spawnSync(
+        process.execPath,
+        ["--import", "tsx", "bench/store-probe.ts", "child", ms!, sql ?? "", "5"],
+        {
+          encoding: "utf8",
+        },
+      );
       process.stdout.write(res.stdout + (res.status ? res.stderr.slice(-2000) : ""));
     }
   }
