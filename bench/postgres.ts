@@ -266,18 +266,34 @@ const SPEED_NOTES = [
     "5–14): main-thread CPU per pgbench -S transaction 103–200 µs before, 127–182 µs after; scavenges in the " +
     "latency phase 7–8 before, 4–5 after; SELECT 1 p99 2.7–14 ms before, 1.6–9 ms after, moving with the " +
     "machine's load more than with the version.",
-  "What is left (V8 CPU profile of the main thread and strace of the vigil process under pgbench -S, CPU " +
-    "per thread from /proc): socket writes are about 45% of the main thread's CPU (TLS encryption, and a " +
-    "write to loopback also runs the receiver's TCP path and wakes it) at ~1.5 writes and ~1.5 reads per " +
-    "transaction, so there is nothing left to coalesce; the recording's part is about 13% (protobuf encode " +
-    "and SHA-256 for the chain); the engine, streams and the in-memory tunnel the rest, none above a few " +
-    "percent. The other threads (chDB's, at nice 10 like the insert thread, and V8's) cost 80–160 µs per " +
-    "transaction on top. The " +
+  "Since commit 9afe506 (0.17× / 0.11×, +0.10 ms p50, +0.94 ms p99, 1M rows 1.67×; Vigil CPU 231–331 µs per " +
+    "pgbench transaction, 2.26–2.69 s for the 1M-row select): each pgbench -S statement records two events " +
+    "(command and result, ~220 bytes each as protobuf). Storing them was measured apart from the data path " +
+    "(bench/store-probe.ts: the local sink's batches at pgbench's rate, 12,000 events/s, CPU of every thread): " +
+    "each chDB insert costs a fixed ~25 ms of CPU whatever its size (the events part with its text index ~18 ms, " +
+    "the session summaries ~7 ms), so with an insert every 250 ms storing cost 44 µs per event, and 26–28 µs " +
+    "with one a second (2 s was no cheaper). `vigil up`'s local sink now inserts once a second (at most 20,000 " +
+    "events; a session's end still at once). Of those 26–28 µs: rows built on the insert thread ~7, chDB's " +
+    "insert (parsing, sorting, compression, text index) ~10 on the calling thread and ~7 in its pool, merges " +
+    "4–9, growing with the table. 1M-row select: the row masker wrote each masked row with Buffer.copy of " +
+    "partial ranges (a view per segment) and an edit object per value; it now copies the row once and moves " +
+    "what follows a replaced value with copyWithin: main-thread CPU for the select 1.22–1.34 s before, " +
+    "1.06–1.21 s after (paired runs against one PostgreSQL). Tried, not adopted: the body at ZSTD(3) instead " +
+    "of 9, and no text index (no difference with 1 s batches); merge_selector_base = 20 cut merge CPU from 9.1 " +
+    "to 3.8 µs per event in a 40 s probe, but leaves more parts for searches to read and is marked " +
+    "experimental, so it needs a recording-store run first.",
+  "What is left (perf, cpu-clock sampling of every thread of the vigil process under pgbench -S simple, " +
+    "without the V8 profiler): the main thread is ~60% of vigil's CPU; within it about half is JavaScript " +
+    "(builtins and JIT code: the engine, Node streams, the in-memory tunnel, the recording), socket writes " +
+    "20–30% (TLS, and a write to loopback also runs the receiver's TCP path and wakes it), malloc ~7%, reads " +
+    "and epoll the rest. The recording on the main thread is ~13% (protobuf encode and SHA-256 for the chain, " +
+    "~6 µs per event, two events per statement); no other single function is above a few percent. The other " +
+    "threads (the insert thread, chDB's pools and merges, V8's helpers) cost 60–110 µs per transaction. The " +
     "throughput targets (0.5×, 0.6×) would need the whole relay path, recording included, at roughly " +
-    "PostgreSQL's own cost per statement. The 1M-row select costs the relay ~2–5 µs of CPU per row (shown " +
+    "PostgreSQL's own cost per statement. The 1M-row select costs the relay ~1.3–2 µs of CPU per row (shown " +
     "per run above: DataRow framing, the row digest, masking, TLS), CPU the 2 vCPUs must find next to " +
     "PostgreSQL's and psql's, so its ratio moves with the machine's load more than any other number here; " +
-    "p99 is dominated by scheduling on the loaded VM (direct p99 itself moves between 0.2 and 4.5 ms from " +
+    "p99 is dominated by scheduling on the loaded VM (direct p99 itself moves between 0.07 and 4.5 ms from " +
     "run to run).",
 ];
 

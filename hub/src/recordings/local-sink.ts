@@ -11,12 +11,14 @@ import type { LiveFeed } from "./live.js";
 
 /**
  * Gather events this long before one insert: a burst of statements becomes one batch. Every insert
- * makes new parts that chDB's threads merge later; at 20 ms a single busy session made 50 inserts a
- * second and their merges cost more CPU than the inserts. Session ends are stored at once (flush),
- * and the live view does not wait for inserts.
+ * costs chDB a fixed ~25 ms of CPU (new parts for events and sessions, the text index of the events
+ * part) and makes parts that its threads merge later: at 20 ms a single busy session made 50 inserts
+ * a second, and at 250 ms storing pgbench -S's events (12,000 a second) still cost 44 µs of CPU per
+ * event against 26–28 µs at 1 s (bench/store-probe.ts). Session ends are stored at once (flush), and
+ * the live view does not wait for inserts.
  */
-const BATCH_MS = 250;
-const BATCH_EVENTS = 10_000;
+const BATCH_MS = 1_000;
+const BATCH_EVENTS = 20_000;
 /** Events held while the store refuses inserts; beyond this the relay stops taking sessions. */
 const MAX_QUEUED = 200_000;
 /**

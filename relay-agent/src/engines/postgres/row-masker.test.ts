@@ -66,6 +66,43 @@ describe("RowMasker on DataRows", () => {
     assert.equal(new RowMasker(masker, [field("id", 23, 0)], () => undefined, false).active, false);
   });
 
+  it("rewrites rows of every mix of growing, shrinking, nulled and kept values like the masker alone would", () => {
+    // Values the masker replaces by something longer, shorter, or NULL, in random order and counts.
+    const partial = compileMasker({ detectors: ["card", "email"], columns: ["email", "accounts.balance"], fields: [] });
+    const partialRows = new RowMasker(partial, fields, (oid) => (oid === 42 ? "public.accounts" : undefined), true);
+    const pick = <T>(xs: T[]) => xs[Math.floor(Math.random() * xs.length)]!;
+    const notes = ["", "plain", "card 4111 1111 1111 1111 and 5500 0000 0000 0004", "x@y.io", "é ünïcode"];
+    const emails = ["a@b.co", "a.very.long.address.for.masking@example.com"];
+    for (let round = 0; round < 500; round++) {
+      const values = [
+        pick([Buffer.from([0, 0, 0, round & 0xff]), null]),
+        pick([...emails.map((e) => Buffer.from(e)), null]),
+        pick([...notes.map((t) => Buffer.from(t)), null]),
+        pick([Buffer.from([0, 0, 1, 0]), null]),
+        pick([Buffer.from("end"), null]),
+      ];
+      for (const [m, r] of [
+        [masker, rows],
+        [partial, partialRows],
+      ] as const) {
+        const out = r.maskRow(dataRow(values).subarray(5));
+        const expected = [
+          values[0],
+          values[1] && Buffer.from(m.maskWhole(values[1].toString())),
+          values[2] && (m.maskBuffer(values[2]) ?? values[2]),
+          null,
+          values[4] && (m.maskBuffer(values[4]) ?? values[4]),
+        ];
+        if (!out) {
+          assert.deepEqual(values, expected);
+          continue;
+        }
+        assert.equal(out.readInt32BE(1), out.length - 1);
+        assert.deepEqual(decodeDataRow(out.subarray(5)), expected);
+      }
+    }
+  });
+
   it("refuses a value that runs past the message instead of passing it", () => {
     const body = dataRow([Buffer.from("ann@example.com")]).subarray(5);
     assert.throws(() => rows.maskRow(body.subarray(0, body.length - 3)), RangeError);

@@ -60,10 +60,13 @@ export class RowMasker {
     const n = (body[0]! << 8) | body[1]!;
     const actions = this.actions;
     const masker = this.masker;
+    const { editFrom, editTo, editValue } = this;
     let pos = 2;
-    // Edits as (start of the value's length word, end of the value, replacement or null).
-    let edits: { from: number; to: number; value: Buffer | null }[] | undefined;
+    // Edits (in this row's scratch arrays) as: start of the value's length word, end of the value,
+    // replacement or null. `grow` is the size change so far, `room` its highest point.
+    let edits = 0;
     let grow = 0;
+    let room = 0;
     for (let i = 0; i < n; i++) {
       const from = pos;
       if (pos + 4 > size) throw new RangeError("DataRow value length runs past the message");
@@ -78,36 +81,59 @@ export class RowMasker {
         pos = to;
         continue;
       }
+      let next: Buffer | null;
       if (action === Action.Whole && this.constant) {
         // Redaction does not depend on the value: no view of it, no decoding.
-        (edits ??= []).push({ from, to, value: this.constant });
-        grow += this.constant.length - len;
-        pos = to;
-        continue;
+        next = this.constant;
+      } else {
+        const value = body.subarray(pos, to);
+        next = action === Action.Null ? null : this.maskOne(value, action, this.fields[i]!);
+        if (next === value) {
+          pos = to;
+          continue;
+        }
       }
-      const value = body.subarray(pos, to);
       pos = to;
-      const next = action === Action.Null ? null : this.maskOne(value, action, this.fields[i]!);
-      if (next === value) continue;
-      (edits ??= []).push({ from, to, value: next });
+      editFrom[edits] = from;
+      editTo[edits] = to;
+      editValue[edits++] = next;
       grow += (next?.length ?? 0) - len;
+      if (grow > room) room = grow;
     }
-    if (!edits) return undefined;
-    // One allocation: the message header, then the target's bytes with the edited values spliced in.
-    const out = Buffer.allocUnsafe(5 + body.length + grow);
+    if (edits === 0) return undefined;
+    // One allocation and one copy of the whole body behind the message header; then each edit, left
+    // to right, moves what follows the value (copyWithin: no views made) and writes the replacement.
+    const out = Buffer.allocUnsafe(5 + size + room);
+    const length = 4 + size + grow;
     out[0] = 0x44;
-    out.writeInt32BE(4 + body.length + grow, 1);
-    let at = 5;
-    let kept = 0;
-    for (const e of edits) {
-      at += body.copy(out, at, kept, e.from);
-      at = out.writeInt32BE(e.value === null ? -1 : e.value.length, at);
-      if (e.value) at += e.value.copy(out, at);
-      kept = e.to;
+    out[1] = length >>> 24;
+    out[2] = (length >>> 16) & 0xff;
+    out[3] = (length >>> 8) & 0xff;
+    out[4] = length & 0xff;
+    out.set(body, 5);
+    let shift = 5;
+    for (let e = 0; e < edits; e++) {
+      const value = editValue[e]!;
+      editValue[e] = null;
+      const at = editFrom[e]! + shift;
+      const end = editTo[e]! + shift;
+      const newEnd = at + 4 + (value?.length ?? 0);
+      if (newEnd !== end) out.copyWithin(newEnd, end, size + shift);
+      const len = value === null ? -1 : value.length;
+      out[at] = len >>> 24;
+      out[at + 1] = (len >>> 16) & 0xff;
+      out[at + 2] = (len >>> 8) & 0xff;
+      out[at + 3] = len & 0xff;
+      if (value) out.set(value, at + 4);
+      shift += newEnd - end;
     }
-    body.copy(out, at, kept);
-    return out;
+    return room === grow ? out : out.subarray(0, 5 + size + grow);
   }
+
+  /** One row's edits, reused from row to row (maskRow is synchronous). */
+  private readonly editFrom: number[] = [];
+  private readonly editTo: number[] = [];
+  private readonly editValue: (Buffer | null)[] = [];
 
   private lastWhole = "";
   private lastWholeBytes = Buffer.alloc(0);
