@@ -24,6 +24,22 @@ export class BackendReader {
     return this.#frames.buffered;
   }
 
+  /** The chunk the next message starts in (see dataRowRun); undefined when nothing is buffered. */
+  get headChunk(): Buffer | undefined {
+    if (this.#failure) throw this.#failure;
+    return this.#frames.headChunk;
+  }
+
+  /** Where in headChunk the next message starts. */
+  get headOffset(): number {
+    return this.#frames.headOffset;
+  }
+
+  /** Consume `n` bytes of the head chunk that the caller has handled in place (see dataRowRun). */
+  skip(n: number): void {
+    this.#frames.skip(n);
+  }
+
   /** `raw` is the whole message as received, `body` the part after the length word; both views where possible. */
   next(): { code: number; raw: Buffer; body: Buffer } | undefined {
     if (this.#failure) throw this.#failure;
@@ -41,6 +57,37 @@ export class BackendReader {
     const raw = frames.take(1 + length);
     return { code: raw[0]!, raw, body: raw.subarray(5) };
   }
+}
+
+/** Whole DataRow messages lying back to back in one received chunk: `[start, end)` of `chunk`. */
+export interface DataRowRun {
+  chunk: Buffer;
+  start: number;
+  end: number;
+  count: number;
+}
+
+/**
+ * The DataRows at the head of `reader` that lie wholly in its current chunk, without consuming them
+ * (`reader.skip(end - start)` does): a large result is handled a run at a time, with no view or
+ * object per row. Undefined when the next message is not a whole DataRow in that chunk (then
+ * `next()` frames it, or reports its bad length).
+ */
+export function dataRowRun(reader: BackendReader): DataRowRun | undefined {
+  const chunk = reader.headChunk;
+  if (!chunk) return undefined;
+  const offset = reader.headOffset;
+  const size = chunk.length;
+  let at = offset;
+  let count = 0;
+  while (at + 5 <= size && chunk[at] === 0x44) {
+    const length = ((chunk[at + 1]! << 24) | (chunk[at + 2]! << 16) | (chunk[at + 3]! << 8) | chunk[at + 4]!) >>> 0;
+    // A length below 4 (or above 2^31) is left to next(), which fails the stream on it.
+    if (length < 4 || length > 0x7fffffff || at + 1 + length > size) break;
+    at += 1 + length;
+    count++;
+  }
+  return count === 0 ? undefined : { chunk, start: offset, end: at, count };
 }
 
 export function decodeRowDescription(body: Buffer): RowField[] {

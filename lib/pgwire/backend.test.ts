@@ -4,6 +4,7 @@ import { Parser } from "pg-protocol/dist/parser.js";
 import {
   B,
   BackendReader,
+  dataRowRun,
   authenticationCleartextPassword,
   authenticationOk,
   backendKeyData,
@@ -276,6 +277,33 @@ describe("pgwire backend reader and decoders", () => {
     assert.equal(values[0]!.buffer, wire.buffer);
     assert.equal(values[0]!.byteOffset, wire.byteOffset + 5 + 2 + 4);
     assert.equal(values[1]!.toString(), "de");
+  });
+
+  it("hands out the DataRows lying whole in the head chunk as one run, and frames the rest as before", () => {
+    const rows = [dataRow([Buffer.from("a")]), dataRow([null, Buffer.from("bc")]), dataRow([])];
+    const tail = dataRow([Buffer.from("split across chunks")]);
+    const first = Buffer.concat([readyForQuery("I"), ...rows, tail.subarray(0, 9)]);
+    const reader = new BackendReader();
+    reader.push(first);
+    reader.push(tail.subarray(9));
+    assert.equal(dataRowRun(reader), undefined, "the next message is not a DataRow");
+    assert.equal(reader.next()!.code, B.ReadyForQuery);
+    const run = dataRowRun(reader)!;
+    assert.equal(run.chunk, first);
+    assert.equal(run.count, 3);
+    assert.deepEqual(run.chunk.subarray(run.start, run.end), Buffer.concat(rows));
+    reader.skip(run.end - run.start);
+    assert.equal(dataRowRun(reader), undefined, "a DataRow split across chunks goes through next()");
+    assert.deepEqual(reader.next()!.raw, tail);
+    assert.equal(reader.buffered, 0);
+    assert.equal(dataRowRun(reader), undefined);
+    // A bad length is left to next(), which fails the stream.
+    const bad = new BackendReader();
+    bad.push(Buffer.concat([rows[0]!, frame("D", [], 3)]));
+    assert.equal(dataRowRun(bad)!.count, 1);
+    bad.skip(rows[0]!.length);
+    assert.equal(dataRowRun(bad), undefined);
+    assert.throws(() => bad.next(), pgError("08P01", /invalid length 3/));
   });
 
   it("waits for a long message without a size cap and fails a length below 4 for good", () => {

@@ -2,6 +2,8 @@ import { MessageWriter, cstringLength } from "./message-writer.js";
 
 export {
   BackendReader,
+  dataRowRun,
+  type DataRowRun,
   decodeBackendKeyData,
   decodeCommandComplete,
   decodeDataRow,

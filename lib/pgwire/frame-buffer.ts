@@ -46,6 +46,28 @@ export class FrameBuffer {
     );
   }
 
+  /** The chunk the next byte is in (see headOffset): for callers that walk many small messages in place. */
+  get headChunk(): Buffer | undefined {
+    return this.#chunks[0];
+  }
+
+  /** Where in headChunk the next byte is. */
+  get headOffset(): number {
+    return this.#offset;
+  }
+
+  /** Drop the next `n` bytes of the head chunk (no view made); `n` must not reach past that chunk. */
+  skip(n: number): void {
+    const first = this.#chunks[0];
+    if (!first || this.#offset + n > first.length) throw new RangeError(`skip(${n}) past the head chunk`);
+    this.#buffered -= n;
+    this.#offset += n;
+    if (this.#offset === first.length) {
+      this.#chunks.shift();
+      this.#offset = 0;
+    }
+  }
+
   /** Remove the next `n` bytes as one buffer: a view when they sit in one chunk, else one copy. */
   take(n: number): Buffer {
     if (n > this.#buffered) throw new RangeError(`take(${n}) with ${this.#buffered} bytes buffered`);

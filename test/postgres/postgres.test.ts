@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import type pg from "pg";
-import { B } from "../../lib/pgwire/backend.js";
+import { B, dataRow } from "../../lib/pgwire/backend.js";
 import { testServices } from "../support/env.js";
 import { createToken, startHubProcess, startRelayProcess, waitForRelay, type HubHandle } from "../support/mesh.js";
 import { run } from "../support/services.js";
@@ -356,6 +357,58 @@ describe("postgres path: psql, node-postgres and pgbench through hub and relay",
       assert.deepEqual(events.result.sample, [["[masked]", "[masked:card]"]]);
       assert.equal(events.result.rows, 1);
       assert.match(String(events.result.digest), /^[0-9a-f]{64}$/);
+    });
+  });
+
+  describe("large results", () => {
+    // Tens of thousands of rows arrive many to a socket read: the relay handles them a run at a time.
+    const ROWS = 40000;
+    const SQL = `SELECT g AS id, 'user' || g || '@example.com' AS email,
+      'card ' || CASE WHEN g % 1000 = 0 THEN '${CARD}' ELSE g::text END AS note, NULLIF(g % 7, 0) AS seven
+      FROM generate_series(1, ${ROWS}) g`;
+    const asText = { getTypeParser: () => (v: string) => v };
+
+    it("masks every row live, and records the digest of the rows as the target sent them", async () => {
+      const db = await direct();
+      let sent: (string | null)[][];
+      try {
+        sent = (await db.query({ text: SQL, rowMode: "array", types: asText })).rows as (string | null)[][];
+      } finally {
+        await db.end();
+      }
+      const expected = createHash("sha256");
+      for (const row of sent)
+        expected.update(dataRow(row.map((v) => (v === null ? null : Buffer.from(v)))).subarray(5));
+      const digest = expected.digest("hex");
+      for (const connection of ["pg-main", "pg-audit"]) {
+        const c = await pgClient(hub.pgPort, connection, agent);
+        let rows: (string | null)[][];
+        try {
+          rows = (await c.query({ text: `${SQL} -- ${connection}`, rowMode: "array", types: asText })).rows as (
+            string | null
+          )[][];
+        } finally {
+          await c.end();
+        }
+        assert.equal(rows.length, ROWS);
+        rows.forEach((row, i) => {
+          const live = connection === "pg-main";
+          const want = [
+            sent[i]![0]!,
+            live ? "[masked]" : sent[i]![1]!,
+            live && (i + 1) % 1000 === 0 ? "card [masked:card]" : sent[i]![2]!,
+            sent[i]![3]!,
+          ];
+          if (JSON.stringify(row) !== JSON.stringify(want)) assert.deepEqual(row, want, `${connection} row ${i + 1}`);
+        });
+        const result = await eventually(`the recorded result of ${connection}`, () => {
+          const all = recordings(relayData());
+          const cmd = all.find((e) => e.type === "command" && String(e.text).includes(`-- ${connection}`));
+          return cmd && all.find((e) => e.type === "result" && e.session === cmd.session && e.command === cmd.command);
+        });
+        assert.equal(result.rows, ROWS);
+        assert.equal(result.digest, digest, `${connection}: the digest is of the target's rows, before masking`);
+      }
     });
   });
 

@@ -103,8 +103,54 @@ describe("RowMasker on DataRows", () => {
     }
   });
 
+  it("masks a run of rows in a chunk exactly as row by row, growing past its headroom when it must", () => {
+    // Short emails masked by a long partial mask grow each row; a run of many such rows outgrows the
+    // room maskRun keeps in front of its copy, so the reallocation is exercised too.
+    const growing = compileMasker({
+      detectors: ["card", "email"],
+      columns: ["email"],
+      fields: [],
+      replacement: "partial",
+    });
+    const pick = <T>(xs: T[]) => xs[Math.floor(Math.random() * xs.length)]!;
+    const notes = ["", "plain", "card 4111 1111 1111 1111", "x@y.io"];
+    const emails = ["", "a@b.co", "a.very.long.address.for.masking@example.com", ""];
+    for (const m of [masker, growing]) {
+      const r = new RowMasker(m, fields, (oid) => (oid === 42 ? "public.accounts" : undefined), true);
+      for (let round = 0; round < 50; round++) {
+        const rows = Array.from({ length: 1 + Math.floor(Math.random() * 400) }, (_, i) =>
+          dataRow([
+            pick([Buffer.from([0, 0, 0, i & 0xff]), null]),
+            pick([...emails.map((e) => Buffer.from(e)), null]),
+            pick([...notes.map((t) => Buffer.from(t)), null]),
+            pick([Buffer.from([0, 0, 1, 0]), null]),
+            pick([Buffer.from("end"), null]),
+          ]),
+        );
+        const lead = Buffer.from("junk before");
+        const chunk = Buffer.concat([lead, ...rows, Buffer.from("after")]);
+        const expected = Buffer.concat(rows.map((row) => r.maskRow(row.subarray(5)) ?? row));
+        const before = Buffer.from(chunk);
+        assert.deepEqual(r.maskRun(chunk, lead.length, chunk.length - 5), expected);
+        assert.deepEqual(chunk, before, "the received chunk is not written to");
+      }
+    }
+    // Every row grows (an empty value becomes "[masked]"): far past the room kept in front.
+    const only = new RowMasker(masker, [field("email", 25, 0)], () => undefined, false);
+    const rows = Array.from({ length: 2000 }, () => dataRow([Buffer.alloc(0)]));
+    const chunk = Buffer.concat(rows);
+    const out = only.maskRun(chunk, 0, chunk.length);
+    assert.deepEqual(out, Buffer.concat(rows.map(() => dataRow([Buffer.from("[masked]")]))));
+  });
+
   it("refuses a value that runs past the message instead of passing it", () => {
     const body = dataRow([Buffer.from("ann@example.com")]).subarray(5);
     assert.throws(() => rows.maskRow(body.subarray(0, body.length - 3)), RangeError);
+    // In a run, a row whose value claims more than its message holds.
+    const good = dataRow([Buffer.from("ann@example.com")]);
+    const bad = Buffer.from(good);
+    bad.writeInt32BE(40, 7);
+    const chunk = Buffer.concat([good, bad, good]);
+    assert.throws(() => rows.maskRun(chunk, 0, chunk.length), RangeError);
   });
 });

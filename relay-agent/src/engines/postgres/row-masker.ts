@@ -54,30 +54,127 @@ export class RowMasker {
    * the message throws rather than pass unmasked.
    */
   maskRow(body: Buffer): Buffer | undefined {
-    // Runs once per row: lengths are read by hand and fields kept in locals (no Buffer method calls).
     const size = body.length;
-    if (size < 2) throw new RangeError("DataRow too short for its column count");
-    const n = (body[0]! << 8) | body[1]!;
+    const edits = this.plan(body, 0, size);
+    if (edits === 0) return undefined;
+    const { grow, room } = this;
+    // One allocation and one copy of the whole body behind the message header; then each edit, left
+    // to right, moves what follows the value (copyWithin: no views made) and writes the replacement.
+    const out = Buffer.allocUnsafe(5 + size + room);
+    const length = 4 + size + grow;
+    out[0] = 0x44;
+    out[1] = length >>> 24;
+    out[2] = (length >>> 16) & 0xff;
+    out[3] = (length >>> 8) & 0xff;
+    out[4] = length & 0xff;
+    out.set(body, 5);
+    const { editFrom, editTo, editValue } = this;
+    let shift = 5;
+    for (let e = 0; e < edits; e++) {
+      const value = editValue[e]!;
+      editValue[e] = null;
+      const at = editFrom[e]! + shift;
+      const end = editTo[e]! + shift;
+      const newEnd = at + 4 + (value?.length ?? 0);
+      if (newEnd !== end) out.copyWithin(newEnd, end, size + shift);
+      writeLength(out, at, value);
+      if (value) out.set(value, at + 4);
+      shift += newEnd - end;
+    }
+    return room === grow ? out : out.subarray(0, 5 + size + grow);
+  }
+
+  /**
+   * Mask a run of whole DataRow messages lying back to back in `chunk[start, end)` (what one socket
+   * read brought): the run's messages with masked values rewritten, as one buffer. The run is copied
+   * once, then compacted in place left to right (copyWithin, no view or allocation per row); each
+   * row's edits are worked out from `chunk`, which is never written. A malformed row throws.
+   */
+  maskRun(chunk: Buffer, start: number, end: number): Buffer {
+    // Room in front of the copy for replacements longer than what they replace.
+    let headroom = 64 + ((end - start) >>> 4);
+    let out = Buffer.allocUnsafe(headroom + end - start);
+    out.set(chunk.subarray(start, end), headroom);
+    // Input byte p of chunk sits at out[p + delta] until it is moved; w is where output goes next.
+    let delta = headroom - start;
+    let w = 0;
+    const { editFrom, editTo, editValue } = this;
+    for (let r = start; r < end;) {
+      const length = ((chunk[r + 1]! << 24) | (chunk[r + 2]! << 16) | (chunk[r + 3]! << 8) | chunk[r + 4]!) >>> 0;
+      const next = r + 1 + length;
+      const edits = this.plan(chunk, r + 5, next);
+      if (edits === 0) {
+        if (w !== r + delta) out.copyWithin(w, r + delta, next + delta);
+        w += next - r;
+        r = next;
+        continue;
+      }
+      // Output must never overtake input not yet moved: w - (r + delta) + room <= 0.
+      if (w + this.room > r + delta) {
+        const left = end - r;
+        headroom = Math.max(2 * headroom, this.room + 64 + (left >>> 4));
+        const bigger = Buffer.allocUnsafe(w + headroom + left);
+        out.copy(bigger, 0, 0, w);
+        out.copy(bigger, w + headroom, r + delta, end + delta);
+        out = bigger;
+        delta = w + headroom - r;
+      }
+      const newLength = length + this.grow;
+      out.copyWithin(w, r + delta, r + 5 + delta);
+      out[w + 1] = newLength >>> 24;
+      out[w + 2] = (newLength >>> 16) & 0xff;
+      out[w + 3] = (newLength >>> 8) & 0xff;
+      out[w + 4] = newLength & 0xff;
+      w += 5;
+      let from = r + 5;
+      for (let e = 0; e < edits; e++) {
+        const value = editValue[e]!;
+        editValue[e] = null;
+        const at = editFrom[e]!;
+        if (at !== from) out.copyWithin(w, from + delta, at + delta);
+        w += at - from;
+        writeLength(out, w, value);
+        w += 4;
+        if (value) {
+          out.set(value, w);
+          w += value.length;
+        }
+        from = editTo[e]!;
+      }
+      if (from !== next) out.copyWithin(w, from + delta, next + delta);
+      w += next - from;
+      r = next;
+    }
+    return w === out.length ? out : out.subarray(0, w);
+  }
+
+  /**
+   * Work out the edits of the DataRow body `buf[start, end)`: how many, in editFrom (start of the
+   * value's length word), editTo (end of the value) and editValue (replacement or null), with the
+   * row's size change in `grow` and its highest point so far in `room`.
+   */
+  private plan(buf: Buffer, start: number, end: number): number {
+    // Runs once per row: lengths are read by hand and fields kept in locals (no Buffer method calls).
+    if (end - start < 2) throw new RangeError("DataRow too short for its column count");
+    const n = (buf[start]! << 8) | buf[start + 1]!;
     const actions = this.actions;
     const masker = this.masker;
     const { editFrom, editTo, editValue } = this;
-    let pos = 2;
-    // Edits (in this row's scratch arrays) as: start of the value's length word, end of the value,
-    // replacement or null. `grow` is the size change so far, `room` its highest point.
+    let pos = start + 2;
     let edits = 0;
     let grow = 0;
     let room = 0;
     for (let i = 0; i < n; i++) {
       const from = pos;
-      if (pos + 4 > size) throw new RangeError("DataRow value length runs past the message");
-      const len = (body[pos]! << 24) | (body[pos + 1]! << 16) | (body[pos + 2]! << 8) | body[pos + 3]!;
+      if (pos + 4 > end) throw new RangeError("DataRow value length runs past the message");
+      const len = (buf[pos]! << 24) | (buf[pos + 1]! << 16) | (buf[pos + 2]! << 8) | buf[pos + 3]!;
       pos += 4;
       if (len < 0) continue;
       const to = pos + len;
-      if (to > size) throw new RangeError("DataRow value runs past the message");
+      if (to > end) throw new RangeError("DataRow value runs past the message");
       const action = i < actions.length ? actions[i]! : Action.Keep;
       // Most scanned values hold nothing a detector could match: judged in place, no view made.
-      if (action === Action.Keep || (action === Action.Scan && !masker.mayMatch(body, pos, to))) {
+      if (action === Action.Keep || (action === Action.Scan && !masker.mayMatch(buf, pos, to))) {
         pos = to;
         continue;
       }
@@ -86,7 +183,7 @@ export class RowMasker {
         // Redaction does not depend on the value: no view of it, no decoding.
         next = this.constant;
       } else {
-        const value = body.subarray(pos, to);
+        const value = buf.subarray(pos, to);
         next = action === Action.Null ? null : this.maskOne(value, action, this.fields[i]!);
         if (next === value) {
           pos = to;
@@ -100,35 +197,13 @@ export class RowMasker {
       grow += (next?.length ?? 0) - len;
       if (grow > room) room = grow;
     }
-    if (edits === 0) return undefined;
-    // One allocation and one copy of the whole body behind the message header; then each edit, left
-    // to right, moves what follows the value (copyWithin: no views made) and writes the replacement.
-    const out = Buffer.allocUnsafe(5 + size + room);
-    const length = 4 + size + grow;
-    out[0] = 0x44;
-    out[1] = length >>> 24;
-    out[2] = (length >>> 16) & 0xff;
-    out[3] = (length >>> 8) & 0xff;
-    out[4] = length & 0xff;
-    out.set(body, 5);
-    let shift = 5;
-    for (let e = 0; e < edits; e++) {
-      const value = editValue[e]!;
-      editValue[e] = null;
-      const at = editFrom[e]! + shift;
-      const end = editTo[e]! + shift;
-      const newEnd = at + 4 + (value?.length ?? 0);
-      if (newEnd !== end) out.copyWithin(newEnd, end, size + shift);
-      const len = value === null ? -1 : value.length;
-      out[at] = len >>> 24;
-      out[at + 1] = (len >>> 16) & 0xff;
-      out[at + 2] = (len >>> 8) & 0xff;
-      out[at + 3] = len & 0xff;
-      if (value) out.set(value, at + 4);
-      shift += newEnd - end;
-    }
-    return room === grow ? out : out.subarray(0, 5 + size + grow);
+    this.grow = grow;
+    this.room = room;
+    return edits;
   }
+
+  private grow = 0;
+  private room = 0;
 
   /** One row's edits, reused from row to row (maskRow is synchronous). */
   private readonly editFrom: number[] = [];
@@ -156,6 +231,14 @@ export class RowMasker {
     if (!masked) return v;
     return jsonbPrefix ? Buffer.concat([jsonbPrefix, masked]) : masked;
   }
+}
+
+function writeLength(out: Buffer, at: number, value: Buffer | null): void {
+  const len = value === null ? -1 : value.length;
+  out[at] = len >>> 24;
+  out[at + 1] = (len >>> 16) & 0xff;
+  out[at + 2] = (len >>> 8) & 0xff;
+  out[at + 3] = len & 0xff;
 }
 
 /** Whole-value placeholders are few constants: encoded once each, not once per result set. */

@@ -6,6 +6,7 @@ import { evaluate, type Decision, type MaskPlan, type PreparedPolicy } from "../
 import {
   B,
   BackendReader,
+  dataRowRun,
   decodeCommandComplete,
   decodeDataRow,
   decodeErrorFields,
@@ -480,6 +481,7 @@ export class PgSession {
   /** Handle what the target sent, unless a table-name lookup holds the stream (then resume after it). */
   private drainTarget(): void {
     while (!this.lookingUp) {
+      if (!this.deferred && this.rowsInPlace()) continue;
       const m = this.deferred ?? this.backend.next();
       this.deferred = undefined;
       if (!m) break;
@@ -641,6 +643,37 @@ export class PgSession {
     const made = new RowMasker(masker, fields, this.tableOf, scan);
     known?.maskers.set(masker, made);
     return made;
+  }
+
+  /**
+   * A result's rows as they lie in one received chunk, handled a run at a time (a large result is
+   * mostly this): counted, digested and masked without a view or an object per row, and passed on
+   * as one slice of the chunk, or as one buffer when live masks rewrite values. The first rows of a
+   * result go one by one (the recording's sample reads them). False when the next message is not a
+   * whole DataRow of a result in the chunk at hand.
+   */
+  private rowsInPlace(): boolean {
+    const head = this.pending[0];
+    if (head?.kind !== "query" && head?.kind !== "execute") return false;
+    const run = dataRowRun(this.backend);
+    if (!run) return false;
+    if (!head.result.digest) this.startResult(head, head.kind === "execute" ? head.portal.fields : undefined);
+    const { chunk, end } = run;
+    this.backend.skip(end - run.start);
+    const result = head.result;
+    let start = run.start;
+    let count = run.count;
+    while (result.rows < SAMPLE_ROWS && count > 0) {
+      const next = start + 1 + chunk.readUInt32BE(start + 1);
+      this.toClient.push(this.onRow(result, chunk.subarray(start, next), chunk.subarray(start + 5, next)));
+      start = next;
+      count--;
+    }
+    if (count === 0) return true;
+    result.rows += count;
+    result.digest!.updateRun(chunk, start, end);
+    this.toClient.push(result.live?.active ? result.live.maskRun(chunk, start, end) : chunk.subarray(start, end));
+    return true;
   }
 
   private onRow(result: ResultState, raw: Buffer, body: Buffer): Buffer {
