@@ -63,6 +63,10 @@ describe("RowMasker on DataRows", () => {
   it("returns undefined (forward as is) when nothing matched", () => {
     const clean = new RowMasker(masker, [field("note", 25, 0)], () => undefined, true);
     assert.equal(clean.maskRow(dataRow([Buffer.from("nothing here")]).subarray(5)), undefined);
+    const chunk = Buffer.concat([dataRow([Buffer.from("nothing")]), dataRow([null]), dataRow([Buffer.from("here")])]);
+    const run = clean.maskRun(chunk, 0, chunk.length);
+    assert.equal(run.buffer, chunk.buffer, "a run with nothing to mask is a slice of the chunk, not a copy");
+    assert.deepEqual(run, chunk);
     assert.equal(new RowMasker(masker, [field("id", 23, 0)], () => undefined, false).active, false);
   });
 

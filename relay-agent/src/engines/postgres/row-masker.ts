@@ -86,28 +86,38 @@ export class RowMasker {
 
   /**
    * Mask a run of whole DataRow messages lying back to back in `chunk[start, end)` (what one socket
-   * read brought): the run's messages with masked values rewritten, as one buffer. The run is copied
-   * once, then compacted in place left to right (copyWithin, no view or allocation per row); each
+   * read brought): the run's messages with masked values rewritten, as one buffer (a slice of
+   * `chunk` when nothing changed). At the first edit the run is copied once, then compacted in place
+   * left to right (copyWithin over each stretch of kept bytes, no view or allocation per row); each
    * row's edits are worked out from `chunk`, which is never written. A malformed row throws.
    */
   maskRun(chunk: Buffer, start: number, end: number): Buffer {
-    // Room in front of the copy for replacements longer than what they replace.
-    let headroom = 64 + ((end - start) >>> 4);
-    let out = Buffer.allocUnsafe(headroom + end - start);
-    out.set(chunk.subarray(start, end), headroom);
-    // Input byte p of chunk sits at out[p + delta] until it is moved; w is where output goes next.
-    let delta = headroom - start;
+    let out: Buffer | undefined;
+    let headroom = 0;
+    // Input byte p of chunk sits at out[p + delta] until it is moved; w is where output goes next;
+    // rows from `keep` on are unchanged and not moved yet.
+    let delta = 0;
     let w = 0;
+    let keep = start;
     const { editFrom, editTo, editValue } = this;
     for (let r = start; r < end;) {
       const length = ((chunk[r + 1]! << 24) | (chunk[r + 2]! << 16) | (chunk[r + 3]! << 8) | chunk[r + 4]!) >>> 0;
       const next = r + 1 + length;
       const edits = this.plan(chunk, r + 5, next);
       if (edits === 0) {
-        if (w !== r + delta) out.copyWithin(w, r + delta, next + delta);
-        w += next - r;
         r = next;
         continue;
+      }
+      if (!out) {
+        // Room in front of the copy for replacements longer than what they replace.
+        headroom = 64 + ((end - start) >>> 4);
+        out = Buffer.allocUnsafe(headroom + end - start);
+        out.set(chunk.subarray(start, end), headroom);
+        delta = headroom - start;
+      }
+      if (keep !== r) {
+        if (w !== keep + delta) out.copyWithin(w, keep + delta, r + delta);
+        w += r - keep;
       }
       // Output must never overtake input not yet moved: w - (r + delta) + room <= 0.
       if (w + this.room > r + delta) {
@@ -119,14 +129,9 @@ export class RowMasker {
         out = bigger;
         delta = w + headroom - r;
       }
-      const newLength = length + this.grow;
-      out.copyWithin(w, r + delta, r + 5 + delta);
-      out[w + 1] = newLength >>> 24;
-      out[w + 2] = (newLength >>> 16) & 0xff;
-      out[w + 3] = (newLength >>> 8) & 0xff;
-      out[w + 4] = newLength & 0xff;
-      w += 5;
-      let from = r + 5;
+      // The header moves with the values before the first edit; its length word is written after.
+      const head = w;
+      let from = r;
       for (let e = 0; e < edits; e++) {
         const value = editValue[e]!;
         editValue[e] = null;
@@ -143,7 +148,17 @@ export class RowMasker {
       }
       if (from !== next) out.copyWithin(w, from + delta, next + delta);
       w += next - from;
-      r = next;
+      const newLength = length + this.grow;
+      out[head + 1] = newLength >>> 24;
+      out[head + 2] = (newLength >>> 16) & 0xff;
+      out[head + 3] = (newLength >>> 8) & 0xff;
+      out[head + 4] = newLength & 0xff;
+      r = keep = next;
+    }
+    if (!out) return chunk.subarray(start, end);
+    if (keep !== end) {
+      if (w !== keep + delta) out.copyWithin(w, keep + delta, end + delta);
+      w += end - keep;
     }
     return w === out.length ? out : out.subarray(0, w);
   }
