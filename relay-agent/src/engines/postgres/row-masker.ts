@@ -26,6 +26,11 @@ const JSONB = 3802;
  */
 export class RowMasker {
   private readonly actions: Action[];
+  /**
+   * How many of a row's values a mask can apply to: the walk of a row stops after the last of them,
+   * and what follows goes on as the target sent it (as the values of a row with nothing masked do).
+   */
+  private readonly columnsToRead: number;
   readonly active: boolean;
   /** The bytes of a whole-value replacement that is the same for every value (not for jsonb in binary). */
   private readonly constant: Buffer | undefined;
@@ -44,6 +49,7 @@ export class RowMasker {
       return scan && textual ? Action.Scan : Action.Keep;
     });
     this.active = this.actions.some((a) => a !== Action.Keep);
+    this.columnsToRead = this.actions.findLastIndex((a) => a !== Action.Keep) + 1;
     const binaryJsonb = fields.some((f) => f.format === 1 && f.typeOid === JSONB);
     this.constant = masker.wholeConstant === undefined || binaryJsonb ? undefined : utf8(masker.wholeConstant);
   }
@@ -171,7 +177,7 @@ export class RowMasker {
   private plan(buf: Buffer, start: number, end: number): number {
     // Runs once per row: lengths are read by hand and fields kept in locals (no Buffer method calls).
     if (end - start < 2) throw new RangeError("DataRow too short for its column count");
-    const n = (buf[start]! << 8) | buf[start + 1]!;
+    const n = Math.min((buf[start]! << 8) | buf[start + 1]!, this.columnsToRead);
     const actions = this.actions;
     const masker = this.masker;
     const { editFrom, editTo, editValue } = this;
@@ -187,7 +193,7 @@ export class RowMasker {
       if (len < 0) continue;
       const to = pos + len;
       if (to > end) throw new RangeError("DataRow value runs past the message");
-      const action = i < actions.length ? actions[i]! : Action.Keep;
+      const action = actions[i]!;
       // Most scanned values hold nothing a detector could match: judged in place, no view made.
       if (action === Action.Keep || (action === Action.Scan && !masker.mayMatch(buf, pos, to))) {
         pos = to;
