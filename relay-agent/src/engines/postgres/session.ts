@@ -34,6 +34,8 @@ const SAMPLE_ROWS = 5;
 const RECORDED_VALUE_BYTES = 1024;
 /** How much of a statement's text the recording keeps. */
 const RECORDED_TEXT_CHARS = 64 * 1024;
+/** Answers smaller than this are joined into one write to the client; larger ones go as their parts. */
+const JOIN_BELOW_BYTES = 16 * 1024;
 /** SQLSTATE for statements Vigil refuses: insufficient_privilege, as the target would for a missing grant. */
 const DENIED = "42501";
 
@@ -463,9 +465,19 @@ export class PgSession {
   private flushClient(): void {
     this.drainInjected();
     if (this.toClient.length === 0) return;
-    const out = this.toClient.length === 1 ? this.toClient[0]! : Buffer.concat(this.toClient);
+    const parts = this.toClient;
     this.toClient = [];
-    if (!this.client.write(out)) {
+    let ok = true;
+    if (parts.length === 1) ok = this.client.write(parts[0]!);
+    else if (totalLength(parts) < JOIN_BELOW_BYTES) ok = this.client.write(Buffer.concat(parts));
+    else {
+      // A chunk's rows as a run or two, the row split across the chunk before it: the tunnel gathers
+      // writes into its frame anyway, so joining them here would be one more copy of every byte.
+      this.client.cork();
+      for (const part of parts) ok = this.client.write(part);
+      this.client.uncork();
+    }
+    if (!ok) {
       this.target.socket.pause();
       this.client.once("drain", () => this.target.socket.resume());
     }
@@ -796,6 +808,12 @@ function clip(v: Buffer): string {
   let end = RECORDED_VALUE_BYTES;
   while (end > 0 && (v[end]! & 0xc0) === 0x80) end--;
   return `${v.subarray(0, end).toString("utf8")}…(${v.length - end} more bytes)`;
+}
+
+function totalLength(parts: Buffer[]): number {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  return n;
 }
 
 const masksAnything = (m: MaskPlan) =>
