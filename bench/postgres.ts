@@ -282,6 +282,27 @@ const SPEED_NOTES = [
     "of 9, and no text index (no difference with 1 s batches); merge_selector_base = 20 cut merge CPU from 9.1 " +
     "to 3.8 µs per event in a 40 s probe, but leaves more parts for searches to read and is marked " +
     "experimental, so it needs a recording-store run first.",
+  "Since commit bfb713f (0.21× / 0.16×, +0.17 ms p50, +1.96 ms p99, 1M rows 1.61×; Vigil CPU 1.70–2.19 s for " +
+    "the 1M-row select): a V8 profile of the select showed the relay's result path framing, allocating and " +
+    "copying per row (a view and an object per DataRow from the reader, a view of its body, a new buffer per " +
+    "masked row, the digest's list of row views and their join, the join of each chunk's rows): views, " +
+    "allocations, copies and GC cost more of the main thread than the masking itself. The relay now handles " +
+    "a result's DataRows a run per received chunk: the rows lying whole in one socket read are counted, " +
+    "digested (copied once, headers squeezed out in place, one hash update) and passed on as one slice of the " +
+    "chunk or, when live masks rewrite values, as one buffer the masker compacts in place (one copy of the " +
+    "run, copyWithin per stretch of unchanged bytes, the replacements written between; no copy at all when " +
+    "nothing in the run changes); a row's walk stops after the last column a mask applies to; a large answer " +
+    "goes to the tunnel as its parts instead of being joined first. The first 5 rows of a result still go one " +
+    "by one (the recorded sample), and the digest keeps its value (SHA-256 over the DataRow bodies in order; " +
+    "an end-to-end test of 40,000 rows, masked live and not, compares it with one computed from the target's " +
+    "rows). bench/pg-probe.ts, checkouts taking turns against one PostgreSQL (load 4.1–4.6): vigil " +
+    "main-thread CPU for the select 1.07–1.46 s before, 0.66–0.89 s after. Where the select's relay CPU goes " +
+    "now (V8 profile and perf of that window, before the last two of those changes): the TLS write to psql " +
+    "(encryption and the loopback send) about a third, the masker's row walk and moves about a third, " +
+    "SHA-256 of the digest about a sixth. With policies/default.yaml every text value of every row is " +
+    "scanned by the detectors' precheck (all ten columns are text in psql's results, and float and timestamp " +
+    "values have digit runs the card and phone shapes must look at): that, not the framing, is most of its " +
+    "select's CPU.",
   "What is left (perf, cpu-clock sampling of every thread of the vigil process under pgbench -S simple, " +
     "without the V8 profiler): the main thread is ~60% of vigil's CPU; within it about half is JavaScript " +
     "(builtins and JIT code: the engine, Node streams, the in-memory tunnel, the recording), socket writes " +
@@ -290,8 +311,8 @@ const SPEED_NOTES = [
     "~6 µs per event, two events per statement); no other single function is above a few percent. The other " +
     "threads (the insert thread, chDB's pools and merges, V8's helpers) cost 60–110 µs per transaction. The " +
     "throughput targets (0.5×, 0.6×) would need the whole relay path, recording included, at roughly " +
-    "PostgreSQL's own cost per statement. The 1M-row select costs the relay ~1.3–2 µs of CPU per row (shown " +
-    "per run above: DataRow framing, the row digest, masking, TLS), CPU the 2 vCPUs must find next to " +
+    "PostgreSQL's own cost per statement. The 1M-row select costs the relay about 1 µs of CPU per row (shown " +
+    "per run above: TLS, masking, the row digest), CPU the 2 vCPUs must find next to " +
     "PostgreSQL's and psql's, so its ratio moves with the machine's load more than any other number here; " +
     "p99 is dominated by scheduling on the loaded VM (direct p99 itself moves between 0.07 and 4.5 ms from " +
     "run to run).",
