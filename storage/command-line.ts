@@ -1,6 +1,6 @@
 import { decisionName } from "../lib/recording/view.js";
 import { decisionToJSON, type Decision } from "../proto/gen/vigil/v1/recording.js";
-import { Reader, type Envelope, type Span } from "./event-bytes.js";
+import { Reader, readValue, type Envelope, type Span } from "./event-bytes.js";
 import {
   ascii,
   digits,
@@ -14,6 +14,7 @@ import {
   writeList,
   writeString,
   writeTail,
+  writeValues,
 } from "./json-bytes.js";
 
 /**
@@ -114,23 +115,6 @@ export function readCommand(env: Envelope): CommandEvent | undefined {
   return ev;
 }
 
-/** A Value message (the next field of `r`): its `text`, null when it has none, undefined when unreadable. */
-export function readValue(r: Reader): Span | null | undefined {
-  const value = Reader.of(r.data, r.span());
-  let text: Span | null = null;
-  while (value.pos < value.end) {
-    if (value.varint() !== ((1 << 3) | 2) || text) return undefined;
-    text = value.string();
-  }
-  return value.bad || r.bad ? undefined : text;
-}
-
-/** `,{"text":…}` or `{}` for a Value's text. */
-export function writeValue(d: Buffer, text: Span | null, out: Buffer, pos: number): number {
-  if (text === null) return ascii(out, pos, "{}");
-  return ascii(out, writeString(d, text, out, ascii(out, pos, `{"text":`)), "}");
-}
-
 /** The most bytes `writeCommandLine` writes for `ev`. */
 export function commandLineBytes(ev: CommandEvent): number {
   // The line holds the rule and the kinds twice (as columns and in the body), every other string once.
@@ -159,14 +143,7 @@ export function writeCommandLine(ev: CommandEvent, out: Buffer, pos: number): nu
   if (ev.kinds.length) pos = listField(d, `"kinds":`, ev.kinds, out, pos);
   if (ev.tablesRead.length) pos = listField(d, `"tablesRead":`, ev.tablesRead, out, pos);
   if (ev.tablesWritten.length) pos = listField(d, `"tablesWritten":`, ev.tablesWritten, out, pos);
-  if (ev.params.length) {
-    pos = ascii(out, pos, `"params":[`);
-    for (let i = 0; i < ev.params.length; i++) {
-      if (i > 0) out[pos++] = 0x2c;
-      pos = writeValue(d, ev.params[i]!, out, pos);
-    }
-    pos = ascii(out, pos, "],");
-  }
+  if (ev.params.length) pos = ascii(out, writeValues(d, ev.params, out, ascii(out, pos, `"params":`)), ",");
   if (ev.decision) pos = ascii(out, pos, DECISION_FIELD[ev.decision] ?? `"decision":"${decisionToJSON(ev.decision)}",`);
   if (filled(ev.rule)) pos = stringField(d, `"rule":`, ev.rule, out, pos);
   if (filled(ev.reason)) pos = stringField(d, `"reason":`, ev.reason, out, pos);

@@ -98,6 +98,17 @@ export function readEnvelope(data: Uint8Array): Envelope | undefined {
   };
 }
 
+/** A Value message (the next field of `r`): its `text`, null when it has none, undefined when unreadable. */
+export function readValue(r: Reader): Span | null | undefined {
+  const value = Reader.of(r.data, r.span());
+  let text: Span | null = null;
+  while (value.pos < value.end) {
+    if (value.varint() !== ((1 << 3) | 2) || text) return undefined;
+    text = value.string();
+  }
+  return value.bad || r.bad ? undefined : text;
+}
+
 /** Protobuf wire reading over [pos, end); any error sets `bad` (callers then give up). */
 export class Reader {
   bad = false;

@@ -65,6 +65,19 @@ export function endObject(start: number, pos: number): number {
   return pos > start ? pos - 1 : pos;
 }
 
+/** Value messages as Value.toJSON writes them, in a list: `[{"text":…},{}]` ({} for a Value without text). */
+export function writeValues(d: Buffer, texts: (Span | null)[], out: Buffer, pos: number): number {
+  out[pos++] = 0x5b;
+  for (let i = 0; i < texts.length; i++) {
+    if (i > 0) out[pos++] = 0x2c;
+    const text = texts[i]!;
+    if (text === null) pos = ascii(out, pos, "{}");
+    else pos = ascii(out, writeString(d, text, out, ascii(out, pos, `{"text":`)), "}");
+  }
+  out[pos++] = 0x5d;
+  return pos;
+}
+
 /** A non-negative integer below 2^53 in decimal, as JSON and template strings write it. */
 export function digits(out: Buffer, pos: number, n: number): number {
   if (n < 10) {

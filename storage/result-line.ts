@@ -1,6 +1,5 @@
 import { streamToJSON, type Stream } from "../proto/gen/vigil/v1/recording.js";
-import { readValue, writeValue } from "./command-line.js";
-import { Reader, type Envelope, type Span } from "./event-bytes.js";
+import { Reader, readValue, type Envelope, type Span } from "./event-bytes.js";
 import {
   ascii,
   digits,
@@ -12,6 +11,7 @@ import {
   stringField,
   writeHead,
   writeTail,
+  writeValues,
 } from "./json-bytes.js";
 
 /**
@@ -207,12 +207,7 @@ export function writeResultLine(ev: ResultEvent, out: Buffer, pos: number): numb
         pos = ascii(out, pos, "{}");
         continue;
       }
-      pos = ascii(out, pos, `{"values":[`);
-      for (let j = 0; j < values.length; j++) {
-        if (j > 0) out[pos++] = 0x2c;
-        pos = writeValue(d, values[j]!, out, pos);
-      }
-      pos = ascii(out, pos, "]}");
+      pos = ascii(out, writeValues(d, values, out, ascii(out, pos, `{"values":`)), "}");
     }
     pos = ascii(out, pos, "],");
   }
