@@ -371,6 +371,11 @@ describe("readEncodedEvent", () => {
       field(8, 2, (w) => w.bytes(Buffer.concat(values.map((v) => field(1, 2, (x) => x.bytes(v))))));
     Object.assign(cases, {
       "two bodies": Buffer.concat([good, field(12, 2, (w) => w.bytes(Buffer.alloc(0)))]),
+      "a tag that wraps to a body's in 32 bits": Buffer.concat([
+        noBody,
+        Buffer.from([0x5a | 0x80, 0x80, 0x80, 0x80, 0x10]), // ((11 << 3) | 2) + 2^32 as a varint
+        Buffer.from(field(11, 2, (w) => w.bytes(Buffer.alloc(0))).subarray(1)),
+      ]),
       "a body field that is no body": Buffer.concat([noBody, field(19, 2, (w) => w.bytes(Buffer.alloc(0)))]),
       "a result's tag twice": resultBody(
         field(2, 2, (w) => w.string("x")),

@@ -73,8 +73,9 @@ export function readEnvelope(data: Uint8Array): Envelope | undefined {
         signature = r.span();
         break;
       default:
-        // A body (fields 10 to 18 of the oneof), at most one.
-        if ((tag & 7) !== 2 || tag >> 3 < 10 || tag >> 3 > 18 || body) return undefined;
+        // A body (fields 10 to 18 of the oneof), at most one. Compared whole first: bit operations
+        // on a tag beyond 2^31 would wrap it into this range.
+        if (tag < ((10 << 3) | 2) || tag > ((18 << 3) | 2) || (tag & 7) !== 2 || body) return undefined;
         bodyField = tag >> 3;
         body = r.span();
     }
