@@ -3,6 +3,8 @@
 // would insert. `flock /tmp/vigil-bench.lock node --import tsx bench/store-probe.ts`; STORE_VARIANTS is
 // `batchMs|sql@sql;…` (the SQL runs after migration, e.g. an ALTER to try), STORE_RATE events/s,
 // STORE_SECONDS, STORE_ROUNDS. Each variant runs in a process of its own (chDB binds one data dir each).
+// `build` is the CPU of building the batches' insert lines (EventBatch), part of `during`; both are
+// process-wide, so chDB's background threads (merges) inflate them a little.
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir, loadavg } from "node:os";
@@ -70,6 +72,7 @@ async function child(batchMs: number, sqls: string[], settle: number): Promise<v
   const t0 = Date.now();
   let events = 0;
   let gen = 0;
+  let build = 0;
   let inserts = 0;
   while (Date.now() - t0 < SECONDS * 1000) {
     const tick = Date.now();
@@ -82,7 +85,11 @@ async function child(batchMs: number, sqls: string[], settle: number): Promise<v
     encoded.forEach((e, i) => (bytes.set(e, at), (at += e.length), (ends[i] = at)));
     const g = process.cpuUsage(g0);
     gen += g.user + g.system;
-    await store.insertBatch(EventBatch.fromEncoded(bytes, ends), { mayBeStored: false });
+    const b0 = process.cpuUsage();
+    const batch = EventBatch.fromEncoded(bytes, ends);
+    const b = process.cpuUsage(b0);
+    build += b.user + b.system;
+    await store.insertBatch(batch, { mayBeStored: false });
     events += encoded.length;
     inserts++;
     const wait = batchMs - (Date.now() - tick);
@@ -105,6 +112,7 @@ async function child(batchMs: number, sqls: string[], settle: number): Promise<v
       events,
       msPerInsert: ((during.user + during.system - gen) / inserts / 1000).toFixed(2),
       gen: (gen / events).toFixed(1),
+      build: (build / events).toFixed(1),
       during: us(during),
       withSettle: us(all),
       parts: parts[0]?.n,

@@ -1,5 +1,6 @@
 import { RecordingEvent } from "../proto/gen/vigil/v1/recording.js";
-import { commandLineBytes, readCommandEvent, writeCommandLine, type CommandEvent } from "./command-line.js";
+import { encodedLineBytes, readEncodedEvent, writeEncodedLine, type EncodedEvent } from "./encoded-event.js";
+import { resultHasError } from "./result-line.js";
 import { eventLine } from "./rows.js";
 import { SessionRows, type SessionRow } from "./session-rows.js";
 
@@ -9,8 +10,8 @@ const INITIAL_BYTES = 1 << 20;
 /**
  * Events on their way into one insert, serialized as they are added. Ingest adds each event as its
  * message arrives, while the previous batch is being inserted. The batch keeps the insert payload
- * (JSONCompactEachRow lines: `eventLine`, or `writeCommandLine` straight from a command event's
- * protobuf bytes) as bytes outside the JS heap and, per event, only numbers:
+ * (JSONCompactEachRow lines: `eventLine`, or `writeEncodedLine` straight from a command, result or
+ * output event's protobuf bytes) as bytes outside the JS heap and, per event, only numbers:
  * the decoded events die young, and a batch of 40,000 costs the garbage collector next to nothing.
  */
 export class EventBatch {
@@ -39,20 +40,22 @@ export class EventBatch {
     this.summaries.add(ev);
   }
 
-  /** Add a command event that `readCommandEvent` read from its bytes (ingest's way for most events). */
-  addCommand(c: CommandEvent): void {
-    this.place(c.sessionId, c.seq, c.timeUs);
-    this.reserve(commandLineBytes(c));
-    this.bytes = writeCommandLine(c, this.payload, this.bytes);
+  /** Add an event that `readEncodedEvent` read from its bytes (ingest's way for most events). */
+  addRead(ev: EncodedEvent): void {
+    const { sessionId, seq, timeUs } = ev.env;
+    this.place(sessionId, seq, timeUs);
+    this.reserve(encodedLineBytes(ev));
+    this.bytes = writeEncodedLine(ev, this.payload, this.bytes);
     this.ends.push(this.bytes);
-    this.summaries.addCommand(c.sessionId, c.seq, c.timeUs, c.command, c.decision);
+    if (ev.type === "command") this.summaries.addCommand(sessionId, seq, timeUs, ev.command, ev.decision);
+    else this.summaries.addEvent(sessionId, seq, timeUs, ev.type === "result" && resultHasError(ev));
   }
 
   /**
    * A batch of events given as protobufs back to back in `bytes`, event i ending at `ends[i]`, as this
-   * process's own relay encoded them (`vigil up`'s local sink): command events straight from their
-   * bytes, the others decoded. Ingest, which takes bytes from anyone on the subject, checks each
-   * message first (readEvent) and uses `add`/`addCommand`.
+   * process's own relay encoded them (`vigil up`'s local sink): commands, results and output straight
+   * from their bytes, the others decoded. Ingest, which takes bytes from anyone on the subject,
+   * checks each message first (readEvent) and uses `add`/`addRead`.
    */
   static fromEncoded(bytes: Uint8Array, ends: ArrayLike<number>): EventBatch {
     const batch = new EventBatch();
@@ -66,8 +69,8 @@ export class EventBatch {
 
   /** Add one event from its protobuf bytes (see fromEncoded). */
   addEncoded(bytes: Uint8Array): void {
-    const command = readCommandEvent(bytes);
-    if (command) this.addCommand(command);
+    const read = readEncodedEvent(bytes);
+    if (read) this.addRead(read);
     else this.add(RecordingEvent.decode(bytes));
   }
 

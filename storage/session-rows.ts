@@ -65,6 +65,12 @@ export class SessionRows {
     addCommand(this.row(sessionId, seq, timeUs), command, decision);
   }
 
+  /** `add` of an event whose body adds nothing to the row but, when `isError`, its seq (results, output). */
+  addEvent(sessionId: string, seq: number, timeUs: bigint, isError: boolean): void {
+    const row = this.row(sessionId, seq, timeUs);
+    if (isError) row.error_seqs.push(seq);
+  }
+
   /** The session's row, with this event's seq and time taken in. */
   private row(sessionId: string, seq: number, timeUs: bigint): SessionRow & { firstUs: bigint; lastUs: bigint } {
     let row = this.bySession.get(sessionId);

@@ -18,7 +18,7 @@ import {
   subjectToken,
 } from "../../../lib/recording/nats.js";
 import type { Logger } from "../../../lib/log.js";
-import { readCommandEvent } from "../../../storage/command-line.js";
+import { readEncodedEvent } from "../../../storage/encoded-event.js";
 import { AckAddresses, replyBytes, sendToAll } from "./acks.js";
 import { EventBatch } from "../../../storage/event-batch.js";
 import type { RecordingStore } from "../../../storage/recordings.js";
@@ -241,9 +241,9 @@ class Gathered {
     const reply = replyBytes(m);
     this.acks.add(reply);
     if (!this.redelivered && deliveryCount(reply) !== 1) this.redelivered = true;
-    // Command events, most of them, go into the batch straight from their bytes.
-    const command = readCommandEvent(m.data);
-    if (command && subjectNames(m.subject, command.sessionId)) return this.events.addCommand(command);
+    // Commands, results and output, most events, go into the batch straight from their bytes.
+    const read = readEncodedEvent(m.data);
+    if (read && subjectNames(m.subject, read.env.sessionId)) return this.events.addRead(read);
     const checked = readEvent(m);
     if (typeof checked === "string") return void this.dead.push({ msg: m, reason: checked });
     try {
