@@ -14,6 +14,7 @@ import pg from "pg";
 import { createToken, type HubHandle } from "../test/support/mesh.js";
 import { freePort, run as runCommand, startPostgres, type PostgresHandle } from "../test/support/services.js";
 import { sleep, VigilProcess, Workdir } from "../test/support/vigil.js";
+import { TEAM_POLICY } from "./postgres.js";
 
 const REPOS = (process.env.PROBE_REPOS ?? process.cwd()).split(",");
 const SECONDS = Number(process.env.PROBE_SECONDS ?? 8);
@@ -23,17 +24,6 @@ const WIDE = process.env.PROBE_WIDE === "1";
 const DRAIN_S = Number(process.env.PROBE_DRAIN ?? 3);
 const PROF = process.env.PROBE_PROF;
 const DATABASE = "vigil_bench";
-
-const TEAM_POLICY = `policies:
-  - name: bench-agents
-    match: { groups: [agents] }
-    connect: true
-    rules:
-      - { name: no-drop-table, effect: deny, sql: { statements: [drop_table] } }
-      - { name: no-truncate, effect: deny, sql: { statements: [truncate] } }
-      - { name: no-unbounded-delete, effect: deny, sql: { statements: [delete], where: absent } }
-      - { name: mask-c3, effect: mask, mask: { columns: [c3], apply: live } }
-`;
 
 function threads(pid: number): Map<string, number> {
   const out = new Map<string, number>();

@@ -39,7 +39,7 @@ const CONNECTION = "pg-bench";
 const CPU_PROFILE_DIR = process.env.VIGIL_BENCH_CPU_PROF;
 
 /** A team policy: the connect grant, the deny rules every team starts from, one column masked live. */
-const TEAM_POLICY = `policies:
+export const TEAM_POLICY = `policies:
   - name: bench-agents
     description: Agents may use the benchmark database; destructive statements are refused.
     match: { groups: [agents] }
