@@ -1,6 +1,6 @@
 import { decisionName } from "../lib/recording/view.js";
 import { decisionToJSON, type Decision } from "../proto/gen/vigil/v1/recording.js";
-import { Reader, readValue, type Envelope, type Span } from "./event-bytes.js";
+import { markField, Reader, readValue, type Envelope, type Span } from "./event-bytes.js";
 import {
   ascii,
   digits,
@@ -38,6 +38,9 @@ export interface CommandEvent {
   reason: Span | undefined;
 }
 
+/** kinds, tables_read, tables_written and params: the Command fields that repeat. */
+const COMMAND_REPEATED = (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7);
+
 /**
  * A command body read straight from its protobuf bytes (storage/encoded-event.ts), for
  * `writeCommandLine`: no RecordingEvent, no proto3 JSON object, no strings. It takes only what it
@@ -62,20 +65,19 @@ export function readCommand(env: Envelope): CommandEvent | undefined {
     rule: undefined,
     reason: undefined,
   };
-  let command: number | undefined;
-  let decision: number | undefined;
+  let seen: number | undefined = 0;
   while (r.pos < r.end) {
-    switch (r.varint()) {
+    const tag = r.varint();
+    seen = markField(seen, tag, COMMAND_REPEATED);
+    if (seen === undefined) return undefined;
+    switch (tag) {
       case (1 << 3) | 0:
-        if (command !== undefined) return undefined;
-        command = r.uint32();
+        ev.command = r.uint32();
         break;
       case (2 << 3) | 2:
-        if (ev.text) return undefined;
         ev.text = r.string();
         break;
       case (3 << 3) | 2:
-        if (ev.source) return undefined;
         ev.source = r.string();
         break;
       case (4 << 3) | 2:
@@ -94,15 +96,12 @@ export function readCommand(env: Envelope): CommandEvent | undefined {
         break;
       }
       case (8 << 3) | 0:
-        if (decision !== undefined) return undefined;
-        decision = r.int32();
+        ev.decision = r.int32();
         break;
       case (9 << 3) | 2:
-        if (ev.rule) return undefined;
         ev.rule = r.string();
         break;
       case (10 << 3) | 2:
-        if (ev.reason) return undefined;
         ev.reason = r.string();
         break;
       default:
@@ -110,8 +109,6 @@ export function readCommand(env: Envelope): CommandEvent | undefined {
     }
     if (r.bad) return undefined;
   }
-  ev.command = command ?? 0;
-  ev.decision = decision ?? 0;
   return ev;
 }
 

@@ -344,6 +344,16 @@ describe("readEncodedEvent", () => {
         ),
       ]),
       "a negative decision": Buffer.concat([noBody, field(11, 2, (w) => w.bytes(field(8, 0, (x) => x.int32(-1))))]),
+      "a Command's text twice": Buffer.concat([
+        noBody,
+        field(11, 2, (w) =>
+          w.bytes(Buffer.concat([field(2, 2, (x) => x.string("a")), field(2, 2, (x) => x.string("b"))])),
+        ),
+      ]),
+      "a Command's decision twice": Buffer.concat([
+        noBody,
+        field(11, 2, (w) => w.bytes(Buffer.concat([field(8, 0, (x) => x.int32(1)), field(8, 0, (x) => x.int32(2))]))),
+      ]),
       "a lone surrogate (which TextEncoder writes as U+FFFD; this one is written raw)": Buffer.concat([
         noBody,
         field(11, 2, (w) => w.bytes(field(2, 2, (x) => x.bytes(Buffer.from([0x61, 0xed, 0xa0, 0x80]))))),

@@ -99,6 +99,20 @@ export function readEnvelope(data: Uint8Array): Envelope | undefined {
   };
 }
 
+/**
+ * The body readers take an event only as the generic decoder reads it, and that decoder keeps the
+ * last of a singular field that appears twice: a second one sends the event to the generic path.
+ * `seen` has bit n set once field n was read; `repeated` has the bits of the message's repeated
+ * fields, which may appear any number of times. Returns the new `seen`, or undefined for a singular
+ * field read again. Field numbers from 32 on share bits with lower ones, but they are unknown fields,
+ * which every reader refuses anyway.
+ */
+export function markField(seen: number, tag: number, repeated = 0): number | undefined {
+  const bit = 1 << (tag >>> 3);
+  if (bit & repeated) return seen;
+  return seen & bit ? undefined : seen | bit;
+}
+
 /** A Value message (the next field of `r`): its `text`, null when it has none, undefined when unreadable. */
 export function readValue(r: Reader): Span | null | undefined {
   const value = Reader.of(r.data, r.span());

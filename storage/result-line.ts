@@ -1,5 +1,5 @@
 import { streamToJSON, type Stream } from "../proto/gen/vigil/v1/recording.js";
-import { Reader, readValue, type Envelope, type Span } from "./event-bytes.js";
+import { markField, Reader, readValue, type Envelope, type Span } from "./event-bytes.js";
 import {
   ascii,
   digits,
@@ -48,6 +48,9 @@ export interface OutputEvent {
   data: Span | undefined;
 }
 
+/** columns and sample: the Result fields that repeat. */
+const RESULT_REPEATED = (1 << 7) | (1 << 8);
+
 export function readResult(env: Envelope): ResultEvent | undefined {
   const r = Reader.of(env.data, env.body);
   const ev: ResultEvent = {
@@ -65,16 +68,11 @@ export function readResult(env: Envelope): ResultEvent | undefined {
     exitSignal: undefined,
     error: undefined,
   };
-  // Bit n: field n was read (a scalar seen twice goes to the generic path). Fields are below 32;
-  // an unknown field, whatever bit it lands on, is refused below anyway.
-  let seen = 0;
+  let seen: number | undefined = 0;
   while (r.pos < r.end) {
     const tag = r.varint();
-    const field = tag >> 3;
-    if (field !== 7 && field !== 8) {
-      if (seen & (1 << field)) return undefined;
-      seen |= 1 << field;
-    }
+    seen = markField(seen, tag, RESULT_REPEATED);
+    if (seen === undefined) return undefined;
     switch (tag) {
       case (1 << 3) | 0:
         ev.command = r.uint32();
@@ -158,11 +156,11 @@ export function resultHasError(ev: ResultEvent): boolean {
 export function readOutput(env: Envelope): OutputEvent | undefined {
   const r = Reader.of(env.data, env.body);
   const ev: OutputEvent = { type: "output", env, command: 0, stream: 0, data: undefined };
-  let seen = 0;
+  let seen: number | undefined = 0;
   while (r.pos < r.end) {
     const tag = r.varint();
-    if (seen & (1 << (tag >> 3))) return undefined;
-    seen |= 1 << (tag >> 3);
+    seen = markField(seen, tag);
+    if (seen === undefined) return undefined;
     switch (tag) {
       case (1 << 3) | 0:
         ev.command = r.uint32();
