@@ -2,7 +2,7 @@
 // one or more checkouts against one PostgreSQL, taking turns, with the team policy of bench/postgres.ts.
 // `flock /tmp/vigil-bench.lock node --import tsx bench/pg-probe.ts`. PROBE_REPOS: comma-separated
 // checkouts, each optionally `path|NAME=value;NAME=value` (environment for that vigil); PROBE_SECONDS,
-// PROBE_ROUNDS, PROBE_MODES (simple,prepared; empty for none), PROBE_WIDE=1 (also the 1M-row select),
+// PROBE_ROUNDS, PROBE_CLIENTS (pgbench -c, default 8), PROBE_MODES (simple,prepared; empty for none), PROBE_WIDE=1 (also the 1M-row select),
 // PROBE_DRAIN (seconds after each run, CPU shown apart), PROBE_TIDS=1 (Node's threads one by one),
 // PROBE_PROF=<dir> (V8 CPU profiles), PROBE_PERF=<file prefix> (perf record of each run),
 // PROBE_NODE_FLAGS (e.g. "--perf-basic-prof --interpreted-frames-native-stack" for perf's JS names).
@@ -22,6 +22,7 @@ const ROUNDS = Number(process.env.PROBE_ROUNDS ?? 2);
 const MODES = (process.env.PROBE_MODES ?? "simple,prepared").split(",").filter(Boolean);
 const WIDE = process.env.PROBE_WIDE === "1";
 const DRAIN_S = Number(process.env.PROBE_DRAIN ?? 3);
+const CLIENTS = process.env.PROBE_CLIENTS ?? "8";
 const PROF = process.env.PROBE_PROF;
 const DATABASE = "vigil_bench";
 
@@ -189,10 +190,14 @@ FROM generate_series(1, 1000000) g`);
               )
             : undefined;
           const perfDone = perf ? new Promise((r) => perf.once("close", r)) : undefined;
-          const r = await runCommand("pgbench", ["-n", "-S", "-M", mode, "-c", "8", "-j", "2", "-T", String(SECONDS)], {
-            env: env(v),
-            timeoutMs: (SECONDS + 60) * 1000,
-          });
+          const r = await runCommand(
+            "pgbench",
+            ["-n", "-S", "-M", mode, "-c", CLIENTS, "-j", "2", "-T", String(SECONDS)],
+            {
+              env: env(v),
+              timeoutMs: (SECONDS + 60) * 1000,
+            },
+          );
           const t1 = threads(v.proc.pid);
           const c1 = procCpu(v.proc.pid);
           await perfDone;

@@ -44,6 +44,8 @@ interface Chunk {
   bytes: Buffer;
   used: number;
   ends: number[];
+  /** When its first event came (performance.now()): the chunk is inserted BATCH_MS after. */
+  since: number;
 }
 
 /**
@@ -97,7 +99,12 @@ export class LocalSink implements EventSink {
     const encoded = hashed ? encodeChained(event, hashed) : RecordingEvent.encode(event, this.writer).finish();
     let chunk = this.chunks.at(-1);
     if (!chunk || chunk.ends.length >= BATCH_EVENTS || chunk === this.sending) {
-      chunk = { bytes: Buffer.allocUnsafeSlow(Math.max(CHUNK_BYTES, encoded.length)), used: 0, ends: [] };
+      chunk = {
+        bytes: Buffer.allocUnsafeSlow(Math.max(CHUNK_BYTES, encoded.length)),
+        used: 0,
+        ends: [],
+        since: performance.now(),
+      };
       this.chunks.push(chunk);
     }
     if (chunk.used + encoded.length > chunk.bytes.length) {
@@ -195,7 +202,19 @@ export class LocalSink implements EventSink {
     const queued = this.written - this.stored;
     this.behind = queued >= (this.behind ? CAUGHT_UP_EVENTS : BEHIND_EVENTS);
     engineKeepsUp(!this.behind);
-    if (queued > 0 && !this.closed) this.kick(this.failing ? RETRY_MS : 0);
+    if (queued > 0 && !this.closed) this.kick(this.failing ? RETRY_MS : this.nextDelay());
+  }
+
+  /**
+   * How long the next chunk may still gather: at once when it is full, behind, or someone waits for
+   * it (a session's end); otherwise until BATCH_MS after its first event. Going at once after every
+   * insert would make inserts back to back under steady load (several a second, each a part for
+   * chDB to merge: 22 µs of merge CPU per event under pgbench -S, against 8 at one a second).
+   */
+  private nextDelay(): number {
+    const next = this.chunks[0];
+    if (!next || next.ends.length >= BATCH_EVENTS || this.behind || this.waiters.length > 0) return 0;
+    return Math.max(0, next.since + BATCH_MS - performance.now());
   }
 }
 
