@@ -3,6 +3,7 @@
 // `flock /tmp/vigil-bench.lock node --import tsx bench/pg-probe.ts`. PROBE_REPOS: comma-separated
 // checkouts, each optionally `path|NAME=value;NAME=value` (environment for that vigil); PROBE_SECONDS,
 // PROBE_ROUNDS, PROBE_CLIENTS (pgbench -c, default 8), PROBE_MODES (simple,prepared; empty for none), PROBE_WIDE=1 (also the 1M-row select),
+// PROBE_LATENCY=N (also N sequential `SELECT 1` from one client, direct and through each vigil, p50/p99),
 // PROBE_DRAIN (seconds after each run, CPU shown apart), PROBE_TIDS=1 (Node's threads one by one),
 // PROBE_PROF=<dir> (V8 CPU profiles), PROBE_PERF=<file prefix> (perf record of each run),
 // PROBE_NODE_FLAGS (e.g. "--perf-basic-prof --interpreted-frames-native-stack" for perf's JS names).
@@ -21,6 +22,7 @@ const SECONDS = Number(process.env.PROBE_SECONDS ?? 8);
 const ROUNDS = Number(process.env.PROBE_ROUNDS ?? 2);
 const MODES = (process.env.PROBE_MODES ?? "simple,prepared").split(",").filter(Boolean);
 const WIDE = process.env.PROBE_WIDE === "1";
+const LATENCY = Number(process.env.PROBE_LATENCY ?? 0);
 const DRAIN_S = Number(process.env.PROBE_DRAIN ?? 3);
 const CLIENTS = process.env.PROBE_CLIENTS ?? "8";
 const PROF = process.env.PROBE_PROF;
@@ -111,6 +113,25 @@ async function startVigil(dir: Workdir, repo: string, i: number, server: Postgre
   const admin = readFileSync(join(dir.file(`d${i}`), "admin.token"), "utf8").trim();
   const token = await createToken({ api: `http://127.0.0.1:${apiPort}` } as HubHandle, admin, "a", ["agents"]);
   return { repo, proc, port: pgPort, token };
+}
+
+const insecureTls = { rejectUnauthorized: false };
+
+/** One client, `n` sequential `SELECT 1` (simple protocol) after 500 warm-up queries; sorted ms. */
+async function latencies(config: pg.ClientConfig, n: number): Promise<number[]> {
+  const c = new pg.Client({ ...config, database: DATABASE });
+  await c.connect();
+  const out: number[] = [];
+  try {
+    for (let i = 0; i < n + 500; i++) {
+      const t0 = process.hrtime.bigint();
+      await c.query("SELECT 1");
+      if (i >= 500) out.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+  } finally {
+    await c.end();
+  }
+  return out.sort((a, b) => a - b);
 }
 
 function env(v: Vigil): NodeJS.ProcessEnv {
@@ -213,6 +234,29 @@ FROM generate_series(1, 1000000) g`);
             `${v.repo} ${mode} tps ${tps} n ${n} load ${loadavg()[0]!.toFixed(1)} cpu/tx ${per(c1 - c0)} us (+drain ${per(c2 - c1)} us)\n` +
               `   during: ${during.map(([k, s]) => `${k}=${per(s)}`).join(" ")}\n` +
               `   drain:  ${after.map(([k, s]) => `${k}=${per(s)}`).join(" ")}`,
+          );
+        }
+      }
+      if (LATENCY) {
+        const direct = { host: server.host, port: server.port, user: server.user, password: server.password };
+        for (const v of [undefined, ...order]) {
+          const c0 = v && procCpu(v.proc.pid);
+          const t0 = v && threads(v.proc.pid);
+          const ms = await latencies(
+            v ? { host: "127.0.0.1", port: v.port, user: "pg-bench", password: v.token, ssl: insecureTls } : direct,
+            LATENCY,
+          );
+          const per = (s: number) => ((s / (LATENCY + 500)) * 1e6).toFixed(0);
+          const byThread = v
+            ? [...diffByName(t0!, threads(v.proc.pid))].filter(([, s]) => s > 0).sort((a, b) => b[1] - a[1])
+            : [];
+          const cpu = v
+            ? ` cpu/query ${per(procCpu(v.proc.pid) - c0!)} us (${byThread.map(([k, s]) => `${k}=${per(s)}`).join(" ")})`
+            : "";
+          const at = (p: number) => ms[Math.min(ms.length - 1, Math.floor((ms.length * p) / 100))]!.toFixed(3);
+          console.log(
+            `${v?.repo ?? "direct"} latency p50 ${at(50)} p90 ${at(90)} p99 ${at(99)} p99.9 ${at(99.9)} max ` +
+              `${ms.at(-1)!.toFixed(2)} ms${cpu} load ${loadavg()[0]!.toFixed(1)}`,
           );
         }
       }
