@@ -1,7 +1,9 @@
 // PostgreSQL through Vigil — client → hub front door (TLS, token as password) → relay engine (every
 // statement parsed and judged, results masked, the session recorded) → PostgreSQL — against the same
 // PostgreSQL direct, in the same run. Two `vigil up` processes: one with a team policy (deny rules,
-// one masked column), one with the shipped policies/default.yaml (detectors over every value).
+// one masked column), one with the shipped policies/default.yaml (detectors over every value). Two
+// reference paths put the ratios in context: PostgreSQL's own TLS, and bench/byte-proxy.ts (a Node
+// proxy that only moves bytes, TLS from the client): the floor of any proxy in Node on this machine.
 // VIGIL_BENCH_CPU_PROF=<dir> writes V8 CPU profiles of both (phase start times go to stderr, on the same
 // monotonic clock, to cut a profile by phase); VIGIL_BENCH_ROUNDS and VIGIL_BENCH_SECONDS shorten a trial.
 import { spawn } from "node:child_process";
@@ -23,6 +25,7 @@ import type { BenchResult, BenchRow } from "./run.js";
 import { createToken, type HubHandle } from "../test/support/mesh.js";
 import { freePort, run as runCommand, startPostgres, type PostgresHandle } from "../test/support/services.js";
 import { api, REPO, sleep, VigilProcess, Workdir } from "../test/support/vigil.js";
+import { selfSignedCert } from "../lib/tls/self-signed.js";
 
 const ROUNDS = Number(process.env.VIGIL_BENCH_ROUNDS ?? 3);
 const PGBENCH_SECONDS = Number(process.env.VIGIL_BENCH_SECONDS ?? 10);
@@ -66,15 +69,20 @@ const WIDE_TABLE = `CREATE TABLE wide AS SELECT
   (ARRAY['active','closed','pending'])[1 + g % 3]::varchar(16) AS c10
 FROM generate_series(1, ${WIDE_ROWS}) g`;
 
-/** Where a client connects: PostgreSQL itself, or a `vigil up` front door with one policy. */
+/**
+ * Where a client connects: PostgreSQL itself (without and with TLS), the byte proxy, or a `vigil up`
+ * front door with one policy.
+ */
 interface Endpoint {
-  key: "direct" | "team" | "default";
+  key: "direct" | "direct-tls" | "bytes" | "team" | "default";
   host: string;
   port: number;
   user: string;
   password: string;
   ssl: boolean;
   vigil?: VigilProcess;
+  /** The byte proxy's process, whose CPU per transaction is counted like vigil's. */
+  proxy?: VigilProcess;
   dataDir?: string;
   /** The hub's REST API and its admin token (to see the session recorded). */
   api?: string;
@@ -122,6 +130,16 @@ async function setUp(server: PostgresHandle): Promise<void> {
   await db.query(WIDE_TABLE);
   await db.query("VACUUM ANALYZE");
   await db.end();
+}
+
+/** bench/byte-proxy.ts in a process of its own, TLS from the client with the given certificate. */
+async function startByteProxy(server: PostgresHandle, tls: { cert: string; key: string }): Promise<Endpoint> {
+  const port = await freePort();
+  const args = ["--import", "tsx", join(REPO, "bench/byte-proxy.ts"), String(port), server.host, String(server.port)];
+  const child = spawn(process.execPath, [...args, tls.cert, tls.key], { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
+  const proxy = new VigilProcess(child, "byte proxy");
+  await proxy.waitFor(/listening/, 30_000);
+  return { ...directEndpoint(server), key: "bytes", host: "127.0.0.1", port, ssl: true, proxy };
 }
 
 function directEndpoint(server: PostgresHandle): Endpoint {
@@ -323,7 +341,7 @@ const SPEED_NOTES = [
 interface PgbenchRun {
   tps: number;
   latencyMs: number;
-  /** CPU time (all threads) the vigil process spent per transaction, in µs. */
+  /** CPU time (all threads) the vigil process (or the byte proxy) spent per transaction, in µs. */
   vigilCpuUs?: number;
 }
 
@@ -335,12 +353,13 @@ function cpuSeconds(pid: number): number {
 
 async function pgbench(e: Endpoint, mode: "simple" | "prepared"): Promise<PgbenchRun> {
   const args = ["-n", "-S", "-M", mode, "-c", String(PGBENCH_CLIENTS), "-j", String(PGBENCH_THREADS)];
-  const cpu0 = e.vigil ? cpuSeconds(e.vigil.pid) : 0;
+  const pid = (e.vigil ?? e.proxy)?.pid;
+  const cpu0 = pid !== undefined ? cpuSeconds(pid) : 0;
   const r = await runCommand("pgbench", [...args, "-T", String(PGBENCH_SECONDS)], {
     env: libpqEnv(e),
     timeoutMs: (PGBENCH_SECONDS + 60) * 1000,
   });
-  const cpu = e.vigil ? cpuSeconds(e.vigil.pid) - cpu0 : 0;
+  const cpu = pid !== undefined ? cpuSeconds(pid) - cpu0 : 0;
   const processed = /number of transactions actually processed: (\d+)/.exec(r.stdout);
   const tps = /tps = ([\d.]+) \(without initial connection time\)/.exec(r.stdout);
   const latency = /latency average = ([\d.]+) ms/.exec(r.stdout);
@@ -351,7 +370,7 @@ async function pgbench(e: Endpoint, mode: "simple" | "prepared"): Promise<Pgbenc
   return {
     tps: Number(tps[1]),
     latencyMs: Number(latency[1]),
-    ...(e.vigil ? { vigilCpuUs: (cpu / Number(processed[1])) * 1e6 } : {}),
+    ...(pid !== undefined ? { vigilCpuUs: (cpu / Number(processed[1])) * 1e6 } : {}),
   };
 }
 
@@ -531,6 +550,38 @@ function rows(label: string, direct: Runs, via: Runs): BenchRow[] {
   ];
 }
 
+/** A reference path next to direct: the same measurements, no targets (they are Vigil's). */
+function referenceRows(label: string, direct: Runs, ref: Runs): BenchRow[] {
+  const row = (metric: string, d: number, v: number, unit: string, better: "higher" | "lower") =>
+    ({ metric: `${label}: ${metric}`, direct: d, vigil: v, unit, ratio: v / d, better }) satisfies BenchRow;
+  const m = (xs: number[]) => median(xs);
+  return [
+    row(
+      `pgbench -S simple, ${PGBENCH_CLIENTS} clients`,
+      m(direct.simple.map((r) => r.tps)),
+      m(ref.simple.map((r) => r.tps)),
+      "tps",
+      "higher",
+    ),
+    row(
+      `pgbench -S prepared, ${PGBENCH_CLIENTS} clients`,
+      m(direct.prepared.map((r) => r.tps)),
+      m(ref.prepared.map((r) => r.tps)),
+      "tps",
+      "higher",
+    ),
+    row("SELECT 1 p50, 1 client", m(direct.p50), m(ref.p50), "ms", "lower"),
+    row("SELECT 1 p99, 1 client", m(direct.p99), m(ref.p99), "ms", "lower"),
+    row(
+      "1M rows × 10 columns, psql",
+      m(direct.wide.map((r) => r.seconds)),
+      m(ref.wide.map((r) => r.seconds)),
+      "s",
+      "lower",
+    ),
+  ];
+}
+
 /** Every run's numbers, so a reader sees the spread behind each median. */
 function runNotes(label: string, direct: Runs, via: Runs): string {
   const both = (d: number[], v: number[], digits: number) => `${list(d, digits)} | ${list(v, digits)}`;
@@ -554,6 +605,30 @@ function runNotes(label: string, direct: Runs, via: Runs): string {
       via.wide.map((w) => w.vigilCpuS ?? 0),
       2,
     )} s.`
+  );
+}
+
+/** A reference path's every run, and the byte proxy's CPU per transaction. */
+function referenceNotes(label: string, direct: Runs, ref: Runs): string {
+  const both = (d: number[], v: number[], digits: number) => `${list(d, digits)} | ${list(v, digits)}`;
+  const tps = (r: PgbenchRun[]) => r.map((x) => x.tps);
+  const cpu = (r: PgbenchRun[]) =>
+    list(
+      r.map((x) => x.vigilCpuUs ?? 0),
+      0,
+    );
+  return (
+    `${label}, every run (direct | reference): pgbench simple tps ${both(tps(direct.simple), tps(ref.simple), 0)}; ` +
+    `prepared tps ${both(tps(direct.prepared), tps(ref.prepared), 0)}; ` +
+    `SELECT 1 p50 ms ${both(direct.p50, ref.p50, 3)}; p99 ms ${both(direct.p99, ref.p99, 3)}; ` +
+    `1M-row select s ${both(
+      direct.wide.map((x) => x.seconds),
+      ref.wide.map((x) => x.seconds),
+      2,
+    )}.` +
+    (ref.simple[0]?.vigilCpuUs !== undefined
+      ? ` Proxy CPU per pgbench transaction: simple ${cpu(ref.simple)} µs, prepared ${cpu(ref.prepared)} µs.`
+      : "")
   );
 }
 
@@ -585,8 +660,14 @@ export async function run(): Promise<BenchResult> {
   const tree = await treeState();
   const dir = new Workdir();
   if (CPU_PROFILE_DIR) mkdirSync(CPU_PROFILE_DIR, { recursive: true });
-  const server = await startPostgres();
+  // PostgreSQL and the byte proxy speak TLS with one self-signed certificate.
+  const tlsDir = dir.file("tls");
+  mkdirSync(tlsDir);
+  await selfSignedCert(tlsDir, "bench");
+  const tls = { cert: join(tlsDir, "bench.pem"), key: join(tlsDir, "bench.key") };
+  const server = await startPostgres({ ssl: tls });
   const vigils: Endpoint[] = [];
+  let bytes: Endpoint | undefined;
   try {
     console.error(`postgres bench: pgbench -i -s ${PGBENCH_SCALE} and a ${WIDE_ROWS}-row table, direct`);
     await setUp(server);
@@ -601,8 +682,10 @@ export async function run(): Promise<BenchResult> {
     );
     for (const v of vigils) await checkPolicyIsLive(v);
     const direct = directEndpoint(server);
+    const directTls: Endpoint = { ...direct, key: "direct-tls", ssl: true };
+    bytes = await startByteProxy(server, tls);
     const idle = Object.fromEntries(vigils.map((v) => [v.key, rssKiB(v.vigil!.pid, "VmHWM") / 1024]));
-    const runs = await measureRounds([direct, ...vigils]);
+    const runs = await measureRounds([direct, directTls, bytes, ...vigils]);
     const loadAtEnd = loadavg()[0] ?? 0;
     const hwmAtEnd = Object.fromEntries(vigils.map((v) => [v.key, rssKiB(v.vigil!.pid, "VmHWM") / 1024]));
     const d = runs.get("direct")!;
@@ -610,13 +693,20 @@ export async function run(): Promise<BenchResult> {
     const dflt = runs.get("default")!;
     const teamLabel = "team policy (deny rules, c3 masked)";
     const defaultLabel = "policies/default.yaml (detectors on every value)";
+    const tlsLabel = "reference: PostgreSQL's own TLS (sslmode=require), no proxy";
+    const bytesLabel = "reference: a Node proxy that only moves bytes, TLS from the client";
     return {
       name: "postgres",
       title: "PostgreSQL: client → hub front door (TLS) → relay engine → PostgreSQL",
       when: new Date().toISOString(),
       machine: `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, Node ${process.version}`,
       command: "npm run bench -- postgres",
-      rows: [...rows(teamLabel, d, team), ...rows(defaultLabel, d, dflt)],
+      rows: [
+        ...rows(teamLabel, d, team),
+        ...rows(defaultLabel, d, dflt),
+        ...referenceRows(tlsLabel, d, runs.get("direct-tls")!),
+        ...referenceRows(bytesLabel, d, runs.get("bytes")!),
+      ],
       notes: [
         `Direct = the same PostgreSQL 15 over TCP without TLS (sslmode=disable). Through Vigil = \`vigil up\` ` +
           "(hub and relay in one process; their tunnel is an in-memory call carrying the same signed frames): TLS " +
@@ -634,13 +724,22 @@ export async function run(): Promise<BenchResult> {
           `${LATENCY_QUERIES} sequential \`SELECT 1\` (simple protocol) after ${LATENCY_WARMUP} warm-up queries. ` +
           `Wide: \`psql -X -A -t -c "${WIDE_QUERY}" > /dev/null\` over a ${WIDE_ROWS}-row, 10-column table ` +
           "(int, bigint, md5 text, numeric, timestamptz, bool, text, date, float8, varchar), wall time.",
-        `Each number is the median of ${ROUNDS} rounds; every round measures direct, team and default in turn ` +
+        `Each number is the median of ${ROUNDS} rounds; every round measures direct, the two references, team and default in turn ` +
           "(who goes first rotates). " +
           "Ratios are median ÷ median. Peak RSS is the vigil process's VmHWM right after round 1's 1M-row select, " +
           `its first heavy work (after start-up: team ${fmt(idle.team!, 0)} MiB, default ${fmt(idle.default!, 0)} MiB; ` +
           `after all rounds: team ${fmt(hwmAtEnd.team!, 0)} MiB, default ${fmt(hwmAtEnd.default!, 0)} MiB).`,
+        "The two reference paths are measured in the same rounds and have no targets; they show what the " +
+          "machine allows. PostgreSQL's own TLS: the client speaks TLS to PostgreSQL itself. The byte proxy " +
+          "(bench/byte-proxy.ts, a process of its own): answers the SSLRequest, speaks TLS to the client as the " +
+          "hub's front door does, and pipes bytes to PostgreSQL over plain TCP; no parsing, policy, masking or " +
+          "recording. Its ratio is the floor for any proxy in Node with TLS on this machine (two more socket " +
+          "hops, each waking another process on the 2 vCPUs, and TLS in Node): Vigil's path does all of that " +
+          "and its own work.",
         runNotes(teamLabel, d, team),
         runNotes(defaultLabel, d, dflt),
+        referenceNotes(tlsLabel, d, runs.get("direct-tls")!),
+        referenceNotes(bytesLabel, d, runs.get("bytes")!),
         ...SPEED_NOTES,
         `Data dir (embedded recording store) after the rounds: team ${(dataBytes(vigils[0]!.dataDir!) / 1e6).toFixed(1)} MB, ` +
           `default ${(dataBytes(vigils[1]!.dataDir!) / 1e6).toFixed(1)} MB. ${tree}.`,
@@ -651,6 +750,7 @@ export async function run(): Promise<BenchResult> {
     };
   } finally {
     for (const v of vigils) await v.vigil?.stop();
+    await bytes?.proxy?.stop();
     await server.stop();
     dir.cleanup();
   }
