@@ -35,6 +35,12 @@ export class FrameDuplex extends Duplex {
   private callFull = false;
   /** The write callback held back until the call drains. */
   private waiting: ((error?: Error | null) => void) | undefined;
+  /**
+   * The call may be paused: by us when the readable side was full, or by whoever read its first frame
+   * (readFirstFrame). Node asks for more (`_read`) after every chunk pushed; resuming a call that
+   * flows already would cost an in-process call a tick of its own per chunk, for nothing.
+   */
+  private callPaused = true;
   private readonly gathered = () => this.pendingBytes;
   private readonly flushNow = () => this.flush();
 
@@ -54,7 +60,10 @@ export class FrameDuplex extends Duplex {
   private onFrame(frame: TunnelFrame): void {
     switch (frame.frame?.$case) {
       case "data":
-        if (!this.readClosed && !this.push(frame.frame.value)) this.call.pause();
+        if (!this.readClosed && !this.push(frame.frame.value)) {
+          this.callPaused = true;
+          this.call.pause();
+        }
         return;
       case "halfClose":
         this.readClosed = true;
@@ -85,6 +94,8 @@ export class FrameDuplex extends Duplex {
   }
 
   override _read(): void {
+    if (!this.callPaused) return;
+    this.callPaused = false;
     this.call.resume();
   }
 
