@@ -457,7 +457,7 @@ export class PgSession {
 
   private flushTarget(): boolean {
     if (this.toTarget.length === 0) return true;
-    const out = this.toTarget.length === 1 ? this.toTarget[0]! : Buffer.concat(this.toTarget);
+    const out = joined(this.toTarget);
     this.toTarget = [];
     return this.target.socket.write(out);
   }
@@ -468,7 +468,8 @@ export class PgSession {
     const parts = this.toClient;
     this.toClient = [];
     let ok = true;
-    if (parts.length === 1) ok = this.client.write(parts[0]!);
+    const whole = adjoining(parts);
+    if (whole) ok = this.client.write(whole);
     else if (totalLength(parts) < JOIN_BELOW_BYTES) ok = this.client.write(Buffer.concat(parts));
     else {
       // A chunk's rows as a run or two, the row split across the chunk before it: the tunnel gathers
@@ -808,6 +809,28 @@ function clip(v: Buffer): string {
   let end = RECORDED_VALUE_BYTES;
   while (end > 0 && (v[end]! & 0xc0) === 0x80) end--;
   return `${v.subarray(0, end).toString("utf8")}…(${v.length - end} more bytes)`;
+}
+
+/** Parts as one buffer: without a copy when they lie back to back in one received chunk (see adjoining). */
+function joined(parts: Buffer[]): Buffer {
+  return adjoining(parts) ?? Buffer.concat(parts);
+}
+
+/**
+ * One view over parts that lie back to back in the same memory, or undefined. Messages passed on
+ * unchanged are views into the chunk they came in: a whole answer (RowDescription, DataRow,
+ * CommandComplete, ReadyForQuery; or Bind, Execute, Sync) then goes on as one slice, not a copy.
+ */
+function adjoining(parts: Buffer[]): Buffer | undefined {
+  const first = parts[0]!;
+  if (parts.length === 1) return first;
+  let end = first.byteOffset + first.length;
+  for (let i = 1; i < parts.length; i++) {
+    const part = parts[i]!;
+    if (part.buffer !== first.buffer || part.byteOffset !== end) return undefined;
+    end += part.length;
+  }
+  return Buffer.from(first.buffer, first.byteOffset, end - first.byteOffset);
 }
 
 function totalLength(parts: Buffer[]): number {
