@@ -2,6 +2,7 @@ import { createHash, hash as sha } from "node:crypto";
 import { BinaryWriter } from "@bufbuild/protobuf/wire";
 import { RecordingEvent } from "../../proto/gen/vigil/v1/recording.js";
 import { signEd25519, verifyEd25519 } from "../keys.js";
+import { encodeEventAfter } from "./event-writer.js";
 import type { KeyObject } from "node:crypto";
 
 export { RecordingEvent } from "../../proto/gen/vigil/v1/recording.js";
@@ -32,8 +33,12 @@ export function eventHash(event: RecordingEvent, prevHash: Uint8Array = event.pr
  * buffer and one digest: the writer gets prev_hash, then the event is encoded right behind it.
  */
 function chainedHash(event: RecordingEvent): { hash: Buffer; hashed: Uint8Array } {
-  chainWriter.raw(event.prevHash);
-  const hashed = RecordingEvent.encode(event, chainWriter).finish();
+  // Commands and results (one each per statement) are written by hand; the rest by the generated code.
+  let hashed = encodeEventAfter(event.prevHash, event);
+  if (!hashed) {
+    chainWriter.raw(event.prevHash);
+    hashed = RecordingEvent.encode(event, chainWriter).finish();
+  }
   return { hash: sha("sha256", hashed, "buffer"), hashed };
 }
 
