@@ -273,8 +273,21 @@ function utf8(text: string): Buffer {
 /** Maskers by mask targets: policies produce few distinct plans, and compiling one is not free. */
 export class MaskerCache {
   private readonly cache = new Map<string, Masker | undefined>();
+  /**
+   * By the targets object itself: most statements get the policy's base masks, the same object each
+   * time (a policy's mask plans are never changed once made), found without building the key.
+   */
+  private readonly byTargets = new WeakMap<MaskTargets, Masker | null>();
 
   get(t: MaskTargets): Masker | undefined {
+    const known = this.byTargets.get(t);
+    if (known !== undefined) return known ?? undefined;
+    const masker = this.compiled(t);
+    this.byTargets.set(t, masker ?? null);
+    return masker;
+  }
+
+  private compiled(t: MaskTargets): Masker | undefined {
     if (t.detectors.length === 0 && t.columns.length === 0) return undefined;
     const key = `${t.detectors.join(",")}|${t.columns.join(",")}`;
     if (!this.cache.has(key)) {

@@ -238,8 +238,7 @@ export class PgSession {
     }
     switch (msg.type) {
       case "query": {
-        const command = analyzeSql(msg.text);
-        return this.judge(command, undefined, raw, (j) => ({ kind: "query", result: { rows: 0 }, ...j }));
+        return this.judge(analyzeSql(msg.text), undefined, raw);
       }
       case "parse": {
         this.statements.set(msg.name, { text: msg.text, command: analyzeSql(msg.text) });
@@ -275,12 +274,7 @@ export class PgSession {
         const portal = this.portals.get(msg.portal);
         // A portal we did not see bound cannot be judged (its Bind failed, or it never existed).
         if (!portal) return this.refuse(`portal "${msg.portal}" does not exist`, undefined, true, "34000");
-        return this.judge(portal.statement.command, portal, raw, (j) => ({
-          kind: "execute",
-          portal,
-          result: { rows: 0 },
-          ...j,
-        }));
+        return this.judge(portal.statement.command, portal, raw);
       }
       case "close":
         if (msg.target === "S") this.statements.delete(msg.name);
@@ -316,12 +310,7 @@ export class PgSession {
    * Evaluate a query or an execution: allow forwards it, deny answers 42501 in its place, review
    * holds it (and everything after it) until the approvers decide.
    */
-  private judge(
-    command: SqlCommand,
-    portal: Portal | undefined,
-    raw: Buffer,
-    item: (j: Judged) => Pending,
-  ): Promise<void> | undefined {
+  private judge(command: SqlCommand, portal: Portal | undefined, raw: Buffer): Promise<void> | undefined {
     const seq = ++this.commands;
     if (!this.recording.ok()) {
       // Nothing runs unrecorded.
@@ -345,10 +334,10 @@ export class PgSession {
       return this.refuse("COPY TO is refused while a column of this session is masked", seq, extended);
     }
     if (decision.effect === "allow") {
-      this.run(portal, decision, seq, raw, item);
+      this.run(portal, decision, seq, raw);
       return undefined;
     }
-    return this.review(command, decision, seq, extended, () => this.run(portal, decision, seq, raw, item));
+    return this.review(command, decision, seq, extended, () => this.run(portal, decision, seq, raw));
   }
 
   /** Send an allowed (or approved) query or execution to the target, and expect its answer. */
@@ -357,7 +346,6 @@ export class PgSession {
     decision: Exclude<Decision, { effect: "deny" }>,
     seq: number,
     raw: Buffer,
-    item: (j: Judged) => Pending,
   ): void {
     // Rows of an execution carry no RowDescription: when they must be masked and no Describe told us
     // their columns, ask the target ourselves (the answer is not passed on).
@@ -366,7 +354,12 @@ export class PgSession {
       this.pending.push({ kind: "describe", target: "P", portal, internal: true });
     }
     this.toTarget.push(raw);
-    this.pending.push(item({ seq, decision, started: performance.now() }));
+    const started = performance.now();
+    this.pending.push(
+      portal
+        ? { kind: "execute", portal, result: { rows: 0 }, seq, decision, started }
+        : { kind: "query", result: { rows: 0 }, seq, decision, started },
+    );
   }
 
   private async review(
