@@ -120,7 +120,11 @@ function sqlMatcher(m: NonNullable<CompiledRule["sql"]>): (cmd: Command) => bool
     (m.where === undefined || (m.where === "absent" ? !s.hasWhere : s.hasWhere)) &&
     (!tables || s.tablesRead.some(tables) || s.tablesWritten.some(tables)) &&
     (!functions || s.functions.some(functions));
-  const any = (list: readonly SqlStatement[]): boolean => list.some((s) => one(s) || any(s.nested));
+  // A loop, not some() with a callback: this runs for every rule on every statement.
+  const any = (list: readonly SqlStatement[]): boolean => {
+    for (const s of list) if (one(s) || any(s.nested)) return true;
+    return false;
+  };
   return (cmd) => cmd.protocol === "sql" && any((cmd as SqlCommand).statements);
 }
 

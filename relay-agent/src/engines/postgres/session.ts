@@ -20,7 +20,12 @@ import {
 } from "../../../../lib/pgwire/backend.js";
 import { PgProtocolError } from "../../../../lib/pgwire/errors.js";
 import { FrontendReader, serializeDescribe, type FrontendMessage } from "../../../../lib/pgwire/frontend.js";
-import { Decision as RecordedDecision, type Result, type Value } from "../../../../proto/gen/vigil/v1/recording.js";
+import {
+  Decision as RecordedDecision,
+  type Result,
+  type Row,
+  type Value,
+} from "../../../../proto/gen/vigil/v1/recording.js";
 import type { Masker } from "../../../../lib/masking/index.js";
 import type { SessionRecording } from "../../recording/recorder.js";
 import type { SessionContext } from "../engine.js";
@@ -53,7 +58,8 @@ interface ResultState {
   columns?: string[];
   rows: number;
   digest?: RowDigest;
-  sample?: (string | null)[][];
+  /** The first rows as recorded (record masks applied, values clipped). */
+  sample?: Row[];
 }
 
 /**
@@ -688,7 +694,7 @@ export class PgSession {
     if (result.rows <= SAMPLE_ROWS) {
       // The record masks go through the same row rewrite as the live ones; the sample reads the result.
       const recorded = decodeDataRow(result.record?.maskRow(body)?.subarray(5) ?? body);
-      (result.sample ??= []).push(recorded.map((v) => (v === null ? null : clip(v))));
+      (result.sample ??= []).push({ values: recorded.map((v) => (v === null ? {} : { text: clip(v) })) });
     }
     if (!result.live?.active) return raw;
     return result.live.maskRow(body) ?? raw;
@@ -707,7 +713,7 @@ export class PgSession {
         rows: BigInt(r.rows),
         digest: r.digest ? r.digest.hex() : "",
         columns: r.columns ?? [],
-        sample: r.sample ? r.sample.map((row) => ({ values: row.map(toValue) })) : [],
+        sample: r.sample ?? [],
         error,
         durationUs: BigInt(Math.round((performance.now() - head.started) * 1000)),
       }),
