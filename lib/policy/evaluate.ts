@@ -61,7 +61,10 @@ export function evaluate(prepared: PreparedPolicy, cmd: Command): Decision {
   let review: CompiledRule | undefined;
   let allow: CompiledRule | undefined;
   let masks = prepared.baseMasks;
-  for (const { rule, test } of prepared.rules) {
+  // Indexed loops here and in the SQL matcher: a for-of allocated an iterator result per step.
+  const rules = prepared.rules;
+  for (let i = 0; i < rules.length; i++) {
+    const { rule, test } = rules[i]!;
     if (rule.effect === "mask" && isUnconditional(rule)) continue; // already in baseMasks
     if (!test(cmd)) continue;
     switch (rule.effect) {
@@ -122,7 +125,7 @@ function sqlMatcher(m: NonNullable<CompiledRule["sql"]>): (cmd: Command) => bool
     (!functions || s.functions.some(functions));
   // A loop, not some() with a callback: this runs for every rule on every statement.
   const any = (list: readonly SqlStatement[]): boolean => {
-    for (const s of list) if (one(s) || any(s.nested)) return true;
+    for (let i = 0; i < list.length; i++) if (one(list[i]!) || any(list[i]!.nested)) return true;
     return false;
   };
   return (cmd) => cmd.protocol === "sql" && any((cmd as SqlCommand).statements);

@@ -196,10 +196,12 @@ function writeCommand(w: Writer, c: Command): void {
   if (c.command !== 0) w.uint32(COMMAND.command, c.command);
   if (c.text !== "") w.string(COMMAND.text, c.text);
   if (c.source !== "") w.string(COMMAND.source, c.source);
-  for (const s of c.kinds) w.string(COMMAND.kinds, s);
-  for (const s of c.tablesRead) w.string(COMMAND.read, s);
-  for (const s of c.tablesWritten) w.string(COMMAND.written, s);
-  for (const v of c.params) writeValue(w, COMMAND.params, v);
+  // Indexed loops: a for-of here allocated an iterator result per element (the lists come frozen
+  // from the SQL analysis' cache or fresh, and the iteration was not optimized away).
+  strings(w, COMMAND.kinds, c.kinds);
+  strings(w, COMMAND.read, c.tablesRead);
+  strings(w, COMMAND.written, c.tablesWritten);
+  for (let i = 0; i < c.params.length; i++) writeValue(w, COMMAND.params, c.params[i]!);
   if (c.decision !== 0) w.int32(COMMAND.decision, c.decision);
   if (c.rule !== "") w.string(COMMAND_RULE, c.rule);
   if (c.reason !== "") w.string(COMMAND_REASON, c.reason);
@@ -212,15 +214,20 @@ function writeResult(w: Writer, r: Result): void {
   if (r.bytes !== 0n) w.uint64(RESULT.bytes, r.bytes);
   if (r.durationUs !== 0n) w.uint64(RESULT.duration, r.durationUs);
   if (r.digest !== "") w.string(RESULT.digest, r.digest);
-  for (const s of r.columns) w.string(RESULT.columns, s);
-  for (const row of r.sample) {
+  strings(w, RESULT.columns, r.columns);
+  for (let i = 0; i < r.sample.length; i++) {
+    const values = r.sample[i]!.values;
     const at = w.begin(RESULT.sample);
-    for (const v of row.values) writeValue(w, FIELD_1, v);
+    for (let j = 0; j < values.length; j++) writeValue(w, FIELD_1, values[j]!);
     w.end(at);
   }
   if (r.exitStatus !== undefined) w.int32(RESULT_EXIT_STATUS, r.exitStatus);
   if (r.exitSignal !== undefined) w.string(RESULT_EXIT_SIGNAL, r.exitSignal);
   if (r.error !== undefined) writeError(w, RESULT_ERROR, r.error);
+}
+
+function strings(w: Writer, tag: number, list: readonly string[]): void {
+  for (let i = 0; i < list.length; i++) w.string(tag, list[i]!);
 }
 
 function writeValue(w: Writer, tag: number, v: Value): void {
