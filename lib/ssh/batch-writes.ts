@@ -15,11 +15,12 @@ export function batchWritesPerTick<S extends Socket>(socket: S): S {
     corked = false;
     socket.uncork();
   };
+  const uncorkAfterTick = flushAfterTick(() => socket.writableLength, uncork);
   socket.write = function (this: S, ...args: Parameters<Socket["write"]>) {
     if (!corked) {
       corked = true;
       socket.cork();
-      flushAfterTick(() => socket.writableLength, uncork);
+      uncorkAfterTick();
     }
     return write.apply(this, args);
   } as Socket["write"];

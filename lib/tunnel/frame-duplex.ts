@@ -41,8 +41,10 @@ export class FrameDuplex extends Duplex {
    * flows already would cost an in-process call a tick of its own per chunk, for nothing.
    */
   private callPaused = true;
-  private readonly gathered = () => this.pendingBytes;
-  private readonly flushNow = () => this.flush();
+  private readonly scheduleFlush = flushAfterTick(
+    () => this.pendingBytes,
+    () => this.flush(),
+  );
 
   constructor(
     private readonly call: FrameCall,
@@ -124,7 +126,7 @@ export class FrameDuplex extends Duplex {
     if (this.pendingBytes >= MAX_FRAME_BYTES) this.flush();
     else if (!this.flushQueued) {
       this.flushQueued = true;
-      flushAfterTick(this.gathered, this.flushNow);
+      this.scheduleFlush();
     }
   }
 

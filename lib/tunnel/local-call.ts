@@ -41,6 +41,8 @@ export class LocalCall extends EventEmitter implements FrameCall {
   private ended = false;
   /** The peer's write returned false: it waits for "drain". */
   private peerWaiting = false;
+  /** One function for every delivery tick, not a closure per scheduled delivery. */
+  private readonly deliverNow = () => this.deliver();
 
   write(frame: TunnelFrame): boolean {
     if (this.ended) return true;
@@ -80,7 +82,7 @@ export class LocalCall extends EventEmitter implements FrameCall {
   private schedule(): void {
     if (this.scheduled || this.paused) return;
     this.scheduled = true;
-    process.nextTick(() => this.deliver());
+    process.nextTick(this.deliverNow);
   }
 
   private deliver(): void {
