@@ -706,17 +706,22 @@ export class PgSession {
     error?: { code: string; message: string },
   ): void {
     const r = head.result;
+    // Every field written out (resultEvent's spread would make two objects per statement).
     this.recording.record({
       $case: "result",
-      value: resultEvent(head.seq, {
+      value: {
+        command: head.seq,
         tag: tag ?? "",
         rows: BigInt(r.rows),
+        bytes: 0n,
+        durationUs: BigInt(Math.round((performance.now() - head.started) * 1000)),
         digest: r.digest ? r.digest.hex() : "",
         columns: r.columns ?? [],
         sample: r.sample ?? [],
+        exitStatus: undefined,
+        exitSignal: undefined,
         error,
-        durationUs: BigInt(Math.round((performance.now() - head.started) * 1000)),
-      }),
+      },
     });
     // A query string may hold several statements: each gets its own result set.
     head.result = { rows: 0 };
