@@ -142,7 +142,14 @@ export class Ingest {
    * after RETRY_MS) and the worker waits too.
    */
   private async loop(consumer: Consumer): Promise<void> {
-    let gathering = new Gathered();
+    // A stored batch's buffers are written again by the next batch gathered.
+    let spent: Gathered | undefined;
+    const next = (): Gathered => {
+      const batch = new Gathered(spent);
+      spent = undefined;
+      return batch;
+    };
+    let gathering = next();
     const full: Gathered[] = [];
     let wake: (() => void) | undefined;
     // A callback, not the async iterator: no promise and no queue per message.
@@ -152,7 +159,7 @@ export class Ingest {
         gathering.add(m);
         if (gathering.acks.count >= BATCH) {
           full.push(gathering);
-          gathering = new Gathered();
+          gathering = next();
           wake?.();
         }
       },
@@ -171,10 +178,11 @@ export class Ingest {
       if (!batch) {
         if (gathering.acks.count === 0) continue;
         batch = gathering;
-        gathering = new Gathered();
+        gathering = next();
       }
       await storing;
-      storing = this.storeBatch(batch);
+      const stored = batch;
+      storing = this.storeBatch(stored).then(() => void (spent = stored));
     }
     await storing;
     await messages.closed().catch(() => {});
@@ -231,11 +239,17 @@ export class Ingest {
  * them that a batch held, promoting most to the old generation.
  */
 class Gathered {
-  readonly acks = new AckAddresses();
-  readonly events = new EventBatch();
+  readonly acks: AckAddresses;
+  readonly events: EventBatch;
   readonly dead: { msg: JsMsg; reason: string }[] = [];
   /** Some message was delivered before (to this worker or another): its event may be stored already. */
   redelivered = false;
+
+  /** `spent`: a batch already stored and acked (or nakked), whose buffers this one writes into. */
+  constructor(spent?: Gathered) {
+    this.acks = new AckAddresses(spent?.acks.spentBuffer());
+    this.events = new EventBatch(spent?.events.spentBuffer());
+  }
 
   add(m: JsMsg): void {
     const reply = replyBytes(m);
