@@ -1,11 +1,14 @@
 // Ingest throughput: a backlog of recorded events on JetStream, stored into ClickHouse (chDB) by the
 // ingest worker, batched and acked after each insert. Measures the sustained drain rate.
 // Alone: `node --import tsx bench/recording-ingest.ts` (writes bench/results/recording-ingest.json).
+// VIGIL_BENCH_INGEST_PROFILE=FILE writes a CPU profile of the worker's JS thread during the drain
+// (open it in Chrome's DevTools).
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { performance } from "node:perf_hooks";
+import { Session } from "node:inspector/promises";
 import { jetstream } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import type { BenchResult } from "./run.js";
@@ -97,6 +100,7 @@ export async function runIngestBench(): Promise<BenchResult> {
     const executor = await openChdb(join(dir, "clickhouse"));
     const store = await RecordingStore.open(executor, { retentionDays: 0 });
     const ingest = new Ingest(nc, async () => store, log);
+    const profile = process.env.VIGIL_BENCH_INGEST_PROFILE ? await startProfile() : undefined;
     const natsCpu0 = processCpuSeconds(natsServerPid());
     const threads0 = threadCpuSeconds();
     const cpu0 = process.cpuUsage();
@@ -108,6 +112,7 @@ export async function runIngestBench(): Promise<BenchResult> {
     const workerCpu = (cpu.user + cpu.system) / 1e6;
     const natsCpu = processCpuSeconds(natsServerPid()) - natsCpu0;
     const threads = threadCpuSeconds(threads0);
+    if (profile) writeFileSync(process.env.VIGIL_BENCH_INGEST_PROFILE!, JSON.stringify(await profile()));
     await ingest.stop();
     const [row] = await executor.query<{ n: string }>("SELECT count() AS n FROM events");
     await executor.close();
@@ -131,7 +136,7 @@ export async function runIngestBench(): Promise<BenchResult> {
         },
       ],
       notes: [
-        `${EVENTS} events (${EVENTS / PER_SESSION} sessions) waiting on the stream, then one ingest worker: durable pull consumer (80,000 unacked at most), batches of up to 40,000 (the next one read while one is inserted; command events written into the insert payload straight from their protobuf bytes), insert into chDB (stored events looked up only in batches with a redelivered message), then one ack per message, a batch's acks in one write. ${seconds.toFixed(2)} s.`,
+        `${EVENTS} events (${EVENTS / PER_SESSION} sessions) waiting on the stream, then one ingest worker: durable pull consumer (80,000 unacked at most), batches of up to 40,000, filled while JetStream has more waiting (the next one read while one is inserted, into the buffers of the one before; command events written into the insert payload straight from their protobuf bytes), insert into chDB (stored events looked up only in batches with a redelivered message), then one ack per message, a batch's acks in one write. ${seconds.toFixed(2)} s.`,
         `nats-server, chDB and the worker share this machine's CPUs; load average at the start ${loadAtStart.toFixed(1)}.`,
         `CPU during the drain: worker process (JS and chDB's threads) ${workerCpu.toFixed(1)} s, nats-server ${natsCpu.toFixed(1)} s: ${((1e6 * (workerCpu + natsCpu)) / EVENTS).toFixed(0)} µs of CPU per event, so ${(EVENTS / ((workerCpu + natsCpu) / cpus().length) / 1000).toFixed(0)}k events/s at most with all ${cpus().length} CPUs free for it.`,
         `Worker CPU per event by thread: ${perEvent(threads)}.`,
@@ -142,6 +147,20 @@ export async function runIngestBench(): Promise<BenchResult> {
     await nats.stop();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** Start profiling this thread; the function returned stops and gives the profile. */
+async function startProfile(): Promise<() => Promise<unknown>> {
+  const session = new Session();
+  session.connect();
+  await session.post("Profiler.enable");
+  await session.post("Profiler.setSamplingInterval", { interval: 100 });
+  await session.post("Profiler.start");
+  return async () => {
+    const { profile } = await session.post("Profiler.stop");
+    session.disconnect();
+    return profile;
+  };
 }
 
 /** The nats-server this process started (startNats does not say its pid). */

@@ -20,7 +20,7 @@ export class EventBatch {
   /** The earliest and latest event time: a stored copy of an event has the event's own time. */
   firstUs = 0n;
   lastUs = 0n;
-  private payload = Buffer.allocUnsafe(INITIAL_BYTES);
+  private payload: Buffer;
   private bytes = 0;
   /** Per event: where its line ends in the payload, its session (index into `sessions`) and seq. */
   private readonly ends: number[] = [];
@@ -29,6 +29,24 @@ export class EventBatch {
   private readonly sessions: { id: string; lo: number; hi: number; seqs: Set<number> }[] = [];
   private readonly sessionIndex = new Map<string, number>();
   private readonly summaries = new SessionRows();
+
+  /**
+   * `reuse`: the payload buffer of a batch whose insert is over (`spentBuffer`), to write into
+   * instead of a new one. A 40,000-event batch's payload grew from 1 to 64 MB, allocating 85 MB
+   * and copying 21 MB, for every batch.
+   */
+  constructor(reuse?: Buffer) {
+    this.payload = reuse ?? Buffer.allocUnsafe(INITIAL_BYTES);
+  }
+
+  /**
+   * The payload buffer, for the next batch, when this batch filled a quarter of it or more (a trickle
+   * of small batches after a burst does not keep the burst's buffer). Call only once this batch's
+   * lines are no longer used.
+   */
+  spentBuffer(): Buffer | undefined {
+    return this.bytes * 4 >= this.payload.length ? this.payload : undefined;
+  }
 
   get size(): number {
     return this.ends.length;

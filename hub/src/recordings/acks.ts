@@ -12,9 +12,22 @@ const INITIAL_BYTES = 64 * 1024;
  * ever ack their own messages.
  */
 export class AckAddresses {
-  private bytes = Buffer.allocUnsafe(INITIAL_BYTES);
+  private bytes: Buffer;
   private length = 0;
   private readonly ends: number[] = [];
+
+  /** `reuse`: the buffer of a batch already acked (`spentBuffer`), to write into instead of a new one. */
+  constructor(reuse?: Buffer) {
+    this.bytes = reuse ?? Buffer.allocUnsafe(INITIAL_BYTES);
+  }
+
+  /**
+   * The buffer, for the next batch, when these addresses filled a quarter of it or more (as
+   * `EventBatch.spentBuffer`). Call only once they are no longer used.
+   */
+  spentBuffer(): Buffer | undefined {
+    return this.length * 4 >= this.bytes.length ? this.bytes : undefined;
+  }
 
   get count(): number {
     return this.ends.length;
