@@ -321,19 +321,33 @@ const SPEED_NOTES = [
     "scanned by the detectors' precheck (all ten columns are text in psql's results, and float and timestamp " +
     "values have digit runs the card and phone shapes must look at): that, not the framing, is most of its " +
     "select's CPU.",
-  "What is left (perf, cpu-clock sampling of every thread of the vigil process under pgbench -S simple, " +
-    "without the V8 profiler): the main thread is ~60% of vigil's CPU; within it about half is JavaScript " +
-    "(builtins and JIT code: the engine, Node streams, the in-memory tunnel, the recording), socket writes " +
-    "20–30% (TLS, and a write to loopback also runs the receiver's TCP path and wakes it), malloc ~7%, reads " +
-    "and epoll the rest. The recording on the main thread is ~13% (protobuf encode and SHA-256 for the chain, " +
-    "~6 µs per event, two events per statement); no other single function is above a few percent. The other " +
-    "threads (the insert thread, chDB's pools and merges, V8's helpers) cost 60–110 µs per transaction. The " +
-    "throughput targets (0.5×, 0.6×) would need the whole relay path, recording included, at roughly " +
-    "PostgreSQL's own cost per statement. The 1M-row select costs the relay about 1 µs of CPU per row (shown " +
-    "per run above: TLS, masking, the row digest), CPU the 2 vCPUs must find next to " +
-    "PostgreSQL's and psql's, so its ratio moves with the machine's load more than any other number here; " +
-    "p99 is dominated by scheduling on the loaded VM (direct p99 itself moves between 0.07 and 4.5 ms from " +
-    "run to run).",
+  "Since commit f30a08b (0.15× / 0.13×, +0.23 ms p50, +3.07 ms p99, 1M rows 0.97×): `vigil up`'s local sink " +
+    "inserted again as soon as an insert finished, so under steady load its inserts ran back to back (several " +
+    "a second, each a part for chDB to merge) instead of once a second; it now waits out the batch window " +
+    "unless the batch is full, behind or flushed by a session's end. bench/pg-probe.ts, paired runs against " +
+    "one PostgreSQL: merge CPU per pgbench -S transaction 34–53 µs before, 5–22 after; vigil's CPU per " +
+    "transaction 169–197 µs before, 131–155 after. The main thread's work per statement lost allocations and " +
+    "hops: the in-memory tunnel no longer queues an empty tick per chunk each way, an answer passed on " +
+    "unchanged goes out as one slice, command and result events are encoded for the hash chain into one " +
+    "reused buffer (byte for byte what the generated encoder writes; a test compares them), hashes and " +
+    "encodings come from Node's buffer pool, and closures, spreads and iterator objects per row, rule and " +
+    "event became plain loops and literals. Paired pg-probe runs (load 1.4–3.0): main-thread CPU per " +
+    "transaction, medians, 104–120 µs before and 73–97 after (simple), 77–114 and 74–98 (prepared); " +
+    "allocation per transaction 10.7 KB before, 8.25 KB after.",
+  "What is left (perf of the main thread under pgbench -S simple, after those changes): the kernel about " +
+    "36% (half of it waking the peer inside each socket write, as a loopback write runs the receiver's TCP " +
+    "path), V8's builtins and runtime about 29%, malloc about 8% (much of it a new buffer per socket read), " +
+    "TLS about 6%; Vigil's own JavaScript is spread thin, the recording (two encodes, the chain's hashes, " +
+    "the result digest) its largest part at about 15%. The other threads (the insert thread, chDB's pools " +
+    "and merges, V8's helpers) add 40–60 µs per transaction. The reference rows say how far the throughput " +
+    "targets are from what this machine allows any proxy in Node: the byte proxy, which does nothing but TLS " +
+    "and piping in a process of its own, stays below 0.5× direct, and Vigil's path, which also parses, " +
+    "judges, masks and records every statement, reaches a bit over half of the byte proxy's rate. Every " +
+    "extra process on the path is another wakeup on the 2 shared vCPUs, which is also why one client's " +
+    "latency through the byte proxy moves between +0.2 and +0.45 ms from run to run. The 1M-row select costs " +
+    "the relay about 1 µs of CPU per row (TLS, masking, the row digest), CPU the 2 vCPUs must find next to " +
+    "PostgreSQL's and psql's, so its ratio moves with the machine's load; p99 is dominated by scheduling on " +
+    "the loaded VM (direct p99 itself moves between 0.07 and 4.5 ms from run to run).",
 ];
 
 // ---- measurements ----
