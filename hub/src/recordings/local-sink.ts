@@ -80,6 +80,8 @@ export class LocalSink implements EventSink {
     private readonly live: LiveFeed,
     private readonly log: Logger,
     private readonly chdbPath?: string,
+    /** How long events gather before one insert (BATCH_MS; tests shorten or lengthen it). */
+    private readonly batchMs = BATCH_MS,
   ) {
     // The data path of this process goes first while the store keeps up (storage/engine-threads.ts).
     watchEngineThreads();
@@ -118,7 +120,7 @@ export class LocalSink implements EventSink {
     this.written++;
     this.live.publish(event);
     if (chunk.ends.length >= BATCH_EVENTS) this.kick(0);
-    else this.kick(BATCH_MS);
+    else this.kick(this.batchMs);
   }
 
   flush(): Promise<void> {
@@ -214,7 +216,7 @@ export class LocalSink implements EventSink {
   private nextDelay(): number {
     const next = this.chunks[0];
     if (!next || next.ends.length >= BATCH_EVENTS || this.behind || this.waiters.length > 0) return 0;
-    return Math.max(0, next.since + BATCH_MS - performance.now());
+    return Math.max(0, next.since + this.batchMs - performance.now());
   }
 }
 
