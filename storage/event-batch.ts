@@ -39,13 +39,9 @@ export class EventBatch {
     this.payload = reuse ?? Buffer.allocUnsafe(INITIAL_BYTES);
   }
 
-  /**
-   * The payload buffer, for the next batch, when this batch filled a quarter of it or more (a trickle
-   * of small batches after a burst does not keep the burst's buffer). Call only once this batch's
-   * lines are no longer used.
-   */
+  /** The payload buffer for the next batch (`reusable`). Call only once this batch's lines are no longer used. */
   spentBuffer(): Buffer | undefined {
-    return this.bytes * 4 >= this.payload.length ? this.payload : undefined;
+    return reusable(this.payload, this.bytes);
   }
 
   get size(): number {
@@ -160,4 +156,12 @@ export function eventBatch(events: readonly RecordingEvent[]): EventBatch {
   const batch = new EventBatch();
   for (const ev of events) batch.add(ev);
   return batch;
+}
+
+/**
+ * A spent batch's buffer, to be written again by the next batch, when `used` filled a quarter of it
+ * or more: a trickle of small batches after a burst does not keep the burst's buffer alive.
+ */
+export function reusable(buffer: Buffer, used: number): Buffer | undefined {
+  return used * 4 >= buffer.length ? buffer : undefined;
 }

@@ -2,7 +2,7 @@ import { createHash, hash as sha } from "node:crypto";
 import { BinaryWriter } from "@bufbuild/protobuf/wire";
 import { RecordingEvent } from "../../proto/gen/vigil/v1/recording.js";
 import { signEd25519, verifyEd25519 } from "../keys.js";
-import { encodeEventAfter } from "./event-writer.js";
+import { encodeEventAfter, EVENT } from "./event-writer.js";
 import type { KeyObject } from "node:crypto";
 
 export { RecordingEvent } from "../../proto/gen/vigil/v1/recording.js";
@@ -51,10 +51,6 @@ function sha256(data: Uint8Array): Buffer {
   return Buffer.from(sha("sha256", data, "binary"), "binary");
 }
 
-/** Tags of RecordingEvent's hash (field 6) and signature (field 7), length-delimited. */
-const HASH_TAG = (6 << 3) | 2;
-const SIGNATURE_TAG = (7 << 3) | 2;
-
 /**
  * The protobuf of an event `EventChain` appended, from the bytes it hashed (`EventChain.hashed`):
  * those bytes past prev_hash's 32 are the event without hash and signature, and the two fields are
@@ -68,12 +64,12 @@ export function encodeChained(event: RecordingEvent, hashed: Uint8Array): Uint8A
   const out = Buffer.allocUnsafe(body.length + 2 + hash.length + (signature.length ? 2 + signature.length : 0));
   out.set(body, 0);
   let at = body.length;
-  out[at++] = HASH_TAG;
+  out[at++] = EVENT.hash;
   out[at++] = hash.length;
   out.set(hash, at);
   at += hash.length;
   if (signature.length) {
-    out[at++] = SIGNATURE_TAG;
+    out[at++] = EVENT.signature;
     out[at++] = signature.length;
     out.set(signature, at);
   }

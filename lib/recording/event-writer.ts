@@ -3,14 +3,15 @@ import type { Command, RecordedError, RecordingEvent, Result, Value } from "../.
 /*
  * RecordingEvent's protobuf written by hand for the events every statement makes (command and
  * result), into one reused buffer. The generated encoder makes a chunk per string and per nested
- * message and joins them at the end; these two events cost it ~8 µs each of the relay's thread per
- * statement. The bytes must be exactly the generated encoder's (the chain hashes them, verification
+ * message and joins them at the end: a pgbench-like command or result took it ~2.1 µs, this writer
+ * ~1.3 µs (measured alone). The bytes must be exactly the generated encoder's (the chain hashes them, verification
  * re-encodes with the generated code): event-writer.test.ts compares the two over many events and
  * fails when one of these messages gains a field this file does not write.
  */
 
 // Tags: (field number << 3) | wire type (0 varint, 2 length-delimited).
-const EVENT = { version: 8, sessionId: 18, seq: 24, timeUs: 32, prevHash: 42, hash: 50, signature: 58 } as const;
+/** RecordingEvent's own fields (chain.ts appends hash and signature with these tags too). */
+export const EVENT = { version: 8, sessionId: 18, seq: 24, timeUs: 32, prevHash: 42, hash: 50, signature: 58 } as const;
 const COMMAND_BODY = (11 << 3) | 2;
 const RESULT_BODY = (12 << 3) | 2;
 const COMMAND = {

@@ -1,5 +1,6 @@
 import type { JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { reusable } from "../../../storage/event-batch.js";
 
 /** The first buffer of reply subjects; it grows fourfold as needed (a 40,000-message batch holds ~3.5 MB). */
 const INITIAL_BYTES = 64 * 1024;
@@ -21,12 +22,9 @@ export class AckAddresses {
     this.bytes = reuse ?? Buffer.allocUnsafe(INITIAL_BYTES);
   }
 
-  /**
-   * The buffer, for the next batch, when these addresses filled a quarter of it or more (as
-   * `EventBatch.spentBuffer`). Call only once they are no longer used.
-   */
+  /** The buffer for the next batch (`reusable`). Call only once these addresses are no longer used. */
   spentBuffer(): Buffer | undefined {
-    return this.length * 4 >= this.bytes.length ? this.bytes : undefined;
+    return reusable(this.bytes, this.length);
   }
 
   get count(): number {
