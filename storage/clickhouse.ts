@@ -1,7 +1,7 @@
 import { Readable } from "node:stream";
 import { finished } from "node:stream/promises";
 import { createClient, type ClickHouseClient } from "@clickhouse/client";
-import { insertColumns, LINE_INSERT_SETTINGS, type Executor } from "./executor.js";
+import { columnList, insertColumns, ROW_INSERT_SETTINGS, type Executor } from "./executor.js";
 
 export interface ClickHouseOptions {
   /** HTTP(S) endpoint, e.g. `http://clickhouse:8123`; user and password may be in the URL. */
@@ -53,14 +53,14 @@ class ClickHouseExecutor implements Executor {
     });
   }
 
-  async insertLines(table: string, columns: readonly string[], lines: Uint8Array): Promise<void> {
-    if (lines.length === 0) return;
-    // The client's insert() wants objects for JSON formats; exec() sends the payload as it is.
+  async insertRowBinary(table: string, columns: readonly string[], rows: Uint8Array): Promise<void> {
+    if (rows.length === 0) return;
+    // The client's insert() takes objects or text; exec() sends the payload as it is.
     // Table and column names come from the store's code, never from values.
     const result = await this.client.exec({
-      query: `INSERT INTO ${table} (${columns.join(", ")}) FORMAT JSONCompactEachRow`,
-      values: Readable.from([lines]),
-      clickhouse_settings: LINE_INSERT_SETTINGS,
+      query: `INSERT INTO ${table} (${columnList(columns)}) FORMAT RowBinary`,
+      values: Readable.from([rows]),
+      clickhouse_settings: ROW_INSERT_SETTINGS,
     });
     // The answer to an INSERT is empty; reading it to the end keeps the connection reusable.
     await finished(result.stream.resume());

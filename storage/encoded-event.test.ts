@@ -3,10 +3,10 @@ import { BinaryWriter } from "@bufbuild/protobuf/wire";
 import { EventChain, RecordingEvent, type EventBody } from "../lib/recording/chain.js";
 import { generateKey } from "../lib/keys.js";
 import type { Command, Output, Result, Stream } from "../proto/gen/vigil/v1/recording.js";
-import { encodedLineBytes, readEncodedEvent, writeEncodedLine } from "./encoded-event.js";
+import { encodedRowBytes, readEncodedEvent, writeEncodedRow } from "./encoded-event.js";
 import { EventBatch } from "./event-batch.js";
-import { digits } from "./json-bytes.js";
-import { eventLine } from "./rows.js";
+import { digits } from "./row-bytes.js";
+import { eventRow } from "./rows.js";
 
 /** A small deterministic PRNG: failures name their seed and can be replayed. */
 function prng(seed: number): () => number {
@@ -134,16 +134,21 @@ function randomOutput(rand: () => number): Output {
 
 const key = generateKey();
 
-/** The fast path's line, as text, or undefined when it leaves the event to the generic path. */
-function fastLine(bytes: Buffer) {
+/** The fast path's row, as hex, or undefined when it leaves the event to the generic path. */
+function fastRow(bytes: Buffer) {
   const ev = readEncodedEvent(bytes);
   if (!ev) return undefined;
-  const room = encodedLineBytes(ev);
-  // Written after some other line, into a buffer exactly as large as the room it asked for.
+  const room = encodedRowBytes(ev);
+  // Written after some other row, into a buffer exactly as large as the room it asked for.
   const out = Buffer.alloc(7 + room, 0xff);
-  const end = writeEncodedLine(ev, out, 7);
+  const end = writeEncodedRow(ev, out, 7);
   assert.ok(end <= out.length, `wrote ${end - 7} bytes, asked for ${room}`);
-  return { ...ev, line: out.toString("utf8", 7, end) };
+  return { ...ev, row: out.toString("hex", 7, end) };
+}
+
+/** The generic path's row, as hex. */
+function genericRow(bytes: Buffer): string {
+  return eventRow(RecordingEvent.decode(bytes)).toString("hex");
 }
 
 /** `count` random events of one type, sealed or appended, each checked against the generic path. */
@@ -159,12 +164,12 @@ function compareRandom(make: (rand: () => number) => { body: EventBody; taken: b
         : chain.append(body, BigInt(Math.floor(rand() * 2 ** 52)));
     const bytes = encoded(event);
     const decoded = RecordingEvent.decode(bytes);
-    const expected = eventLine(decoded);
-    const fast = fastLine(bytes);
+    const expected = genericRow(bytes);
+    const fast = fastRow(bytes);
     assert.equal(fast !== undefined, expectTaken, `seed ${seed}: ${expectTaken ? "not taken" : "taken"}: ${expected}`);
     if (!fast) continue;
     taken++;
-    assert.equal(fast.line, expected, `seed ${seed}`);
+    assert.equal(fast.row, expected, `seed ${seed}`);
     assert.equal(fast.type, decoded.body?.$case);
     assert.equal(fast.env.sessionId, event.sessionId);
     assert.equal(fast.env.seq, Number(event.seq));
@@ -192,7 +197,7 @@ describe("readEncodedEvent", () => {
     for (const n of numbers) assert.equal(out.toString("latin1", 0, digits(out, 0, n)), JSON.stringify(n), String(n));
   });
 
-  it("gives the generic path's line, byte for byte, for every command and output event", () => {
+  it("gives the generic path's row, byte for byte, for every command and output event", () => {
     const bodies: [number, (rand: () => number) => EventBody][] = [
       [2000, (rand) => ({ $case: "command", value: randomCommand(rand) })],
       [1000, (rand) => ({ $case: "output", value: randomOutput(rand) })],
@@ -204,13 +209,27 @@ describe("readEncodedEvent", () => {
       );
   });
 
-  it("gives the generic path's line, byte for byte, for every result event it takes, and takes all but edge numbers", () => {
+  it("gives the generic path's row, byte for byte, for every result event it takes, and takes all but edge numbers", () => {
     const taken = compareRandom((rand) => {
       const value = randomResult(rand);
       return { body: { $case: "result", value }, taken: resultTaken(value) };
     }, 2000);
     // Most are taken; the others (uint64 beyond 2^53, a negative exit status) were checked to fall back.
     assert.ok(taken > 1000, `${taken} taken`);
+  });
+
+  it("writes the body's length in one, two or three bytes, at each edge", () => {
+    // RowBinary's lengths are varints: bodies of up to 127 bytes, 16,383, and more.
+    const chain = new EventChain("s-lengths");
+    for (const edge of [128, 16_384])
+      for (let n = edge - 40; n < edge + 10; n++) {
+        const bytes = encoded(chain.append({ $case: "output", value: { command: 1, stream: 1, data: "x".repeat(n) } }));
+        assert.equal(fastRow(bytes)?.row, genericRow(bytes), `data of ${n}`);
+      }
+    const big = encoded(
+      chain.append({ $case: "output", value: { command: 1, stream: 1, data: "\u0001".repeat(40_000) } }),
+    );
+    assert.equal(fastRow(big)?.row, genericRow(big), "a body of 240,000 bytes");
   });
 
   it("stays within the room it asks for, however many characters need escaping", () => {
@@ -235,7 +254,7 @@ describe("readEncodedEvent", () => {
       key.privateKey,
     );
     const bytes = encoded(event);
-    assert.equal(fastLine(bytes)?.line, eventLine(RecordingEvent.decode(bytes)));
+    assert.equal(fastRow(bytes)?.row, genericRow(bytes));
     // Results and output: every string escaped, and many empty rows, values and columns (whose JSON
     // is longer than their protobuf).
     const empties = Array.from({ length: 200 }, () => ({ values: [] }));
@@ -260,12 +279,12 @@ describe("readEncodedEvent", () => {
       { $case: "output", value: { command: 0xffffffff, stream: 0x7fffffff as Stream, data: ctl } },
     ] satisfies EventBody[]) {
       const bytes = encoded(chain.append(body));
-      assert.ok(fastLine(bytes), body.$case);
-      assert.equal(fastLine(bytes)?.line, eventLine(RecordingEvent.decode(bytes)), body.$case);
+      assert.ok(fastRow(bytes), body.$case);
+      assert.equal(fastRow(bytes)?.row, genericRow(bytes), body.$case);
     }
   });
 
-  it("builds the same batch (lines and session summaries) as decoding each event (EventBatch.fromEncoded)", () => {
+  it("builds the same batch (rows and session summaries) as decoding each event (EventBatch.fromEncoded)", () => {
     const chain = new EventChain("s-batch");
     const other = new EventChain("s-other");
     const result = (command: number, error: Result["error"]): EventBody => ({
@@ -308,7 +327,7 @@ describe("readEncodedEvent", () => {
         "generic",
       ],
     );
-    assert.deepEqual(fast.lines().payload, generic.lines().payload);
+    assert.deepEqual(fast.rows().payload, generic.rows().payload);
     assert.deepEqual(fast.sessionRows(), generic.sessionRows());
     assert.deepEqual(
       fast.sessionRows().map((r) => r.error_seqs),
@@ -324,7 +343,7 @@ describe("readEncodedEvent", () => {
     const chain = new EventChain("s-odd");
     const command = chain.append({ $case: "command", value: randomCommand(prng(7)) });
     const good = encoded(command);
-    assert.ok(fastLine(good), "the unaltered event is taken");
+    assert.ok(fastRow(good), "the unaltered event is taken");
     const noBody = encoded({ ...command, body: undefined });
     const field = (n: number, wire: number, write: (w: BinaryWriter) => void) => {
       const w = new BinaryWriter();
@@ -374,7 +393,7 @@ describe("readEncodedEvent", () => {
       value: { ...randomResult(prng(3)), exitStatus: 1, error: undefined },
     });
     const goodResult = encoded(result);
-    assert.ok(fastLine(goodResult), "the unaltered result is taken");
+    assert.ok(fastRow(goodResult), "the unaltered result is taken");
     const resultBody = (...fields: Buffer[]) =>
       Buffer.concat([noBody, field(12, 2, (w) => w.bytes(Buffer.concat(fields)))]);
     const row = (...values: Buffer[]) =>
@@ -420,6 +439,6 @@ describe("readEncodedEvent", () => {
         ),
       ]),
     });
-    for (const [what, bytes] of Object.entries(cases)) assert.equal(fastLine(bytes), undefined, what);
+    for (const [what, bytes] of Object.entries(cases)) assert.equal(fastRow(bytes), undefined, what);
   });
 });

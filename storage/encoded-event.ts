@@ -1,17 +1,17 @@
-import { commandLineBytes, readCommand, writeCommandLine, type CommandEvent } from "./command-line.js";
+import { commandRowBytes, readCommand, writeCommandRow, type CommandEvent } from "./command-row.js";
 import { readEnvelope } from "./event-bytes.js";
 import {
   readOutput,
   readResult,
-  resultLineBytes,
-  writeOutputLine,
-  writeResultLine,
+  resultRowBytes,
+  writeOutputRow,
+  writeResultRow,
   type OutputEvent,
   type ResultEvent,
-} from "./result-line.js";
+} from "./result-row.js";
 
 /**
- * An event read straight from its protobuf bytes, to be written as its insert line without decoding
+ * An event read straight from its protobuf bytes, to be written as its row of the insert without decoding
  * it: the most frequent types (commands, results, output). Decoding each with ts-proto and
  * serializing it again took more of the insert thread than everything else it does per event.
  */
@@ -19,7 +19,7 @@ export type EncodedEvent = CommandEvent | ResultEvent | OutputEvent;
 
 /**
  * The event in `data`, when it is one these readers take exactly as the generic path
- * (`RecordingEvent.decode`, `eventLine`) would; otherwise `undefined`, and the caller decodes it.
+ * (`RecordingEvent.decode`, `eventRow`) would; otherwise `undefined`, and the caller decodes it.
  * storage/encoded-event.test.ts compares both paths byte for byte.
  */
 export function readEncodedEvent(data: Uint8Array): EncodedEvent | undefined {
@@ -36,19 +36,19 @@ export function readEncodedEvent(data: Uint8Array): EncodedEvent | undefined {
   }
 }
 
-/** The most bytes `writeEncodedLine` writes for `ev`. */
-export function encodedLineBytes(ev: EncodedEvent): number {
-  return ev.type === "command" ? commandLineBytes(ev) : resultLineBytes(ev);
+/** The most bytes `writeEncodedRow` writes for `ev`. */
+export function encodedRowBytes(ev: EncodedEvent): number {
+  return ev.type === "command" ? commandRowBytes(ev) : resultRowBytes(ev);
 }
 
-/** `eventLine(RecordingEvent.decode(bytes))`, written into `out` at `pos`; returns where it ends. */
-export function writeEncodedLine(ev: EncodedEvent, out: Buffer, pos: number): number {
+/** `eventRow(RecordingEvent.decode(bytes))`, written into `out` at `pos`; returns where it ends. */
+export function writeEncodedRow(ev: EncodedEvent, out: Buffer, pos: number): number {
   switch (ev.type) {
     case "command":
-      return writeCommandLine(ev, out, pos);
+      return writeCommandRow(ev, out, pos);
     case "result":
-      return writeResultLine(ev, out, pos);
+      return writeResultRow(ev, out, pos);
     case "output":
-      return writeOutputLine(ev, out, pos);
+      return writeOutputRow(ev, out, pos);
   }
 }

@@ -1,17 +1,17 @@
 import { RecordingEvent } from "../proto/gen/vigil/v1/recording.js";
-import { encodedLineBytes, readEncodedEvent, writeEncodedLine, type EncodedEvent } from "./encoded-event.js";
-import { resultHasError } from "./result-line.js";
-import { eventLine } from "./rows.js";
+import { encodedRowBytes, readEncodedEvent, writeEncodedRow, type EncodedEvent } from "./encoded-event.js";
+import { resultHasError } from "./result-row.js";
+import { eventRow } from "./rows.js";
 import { SessionRows, type SessionRow } from "./session-rows.js";
 
-/** The first payload buffer; it grows fourfold as needed (a 40,000-event batch is ~17 MB). */
+/** The first payload buffer; it grows fourfold as needed (a 40,000-event batch of commands is ~13 MB). */
 const INITIAL_BYTES = 1 << 20;
 
 /**
  * Events on their way into one insert, serialized as they are added. Ingest adds each event as its
  * message arrives, while the previous batch is being inserted. The batch keeps the insert payload
- * (JSONCompactEachRow lines: `eventLine`, or `writeEncodedLine` straight from a command, result or
- * output event's protobuf bytes) as bytes outside the JS heap and, per event, only numbers:
+ * (RowBinary rows: `eventRow`, or `writeEncodedRow` straight from a command, result or output
+ * event's protobuf bytes) as bytes outside the JS heap and, per event, only numbers:
  * the decoded events die young, and a batch of 40,000 costs the garbage collector next to nothing.
  */
 export class EventBatch {
@@ -22,7 +22,7 @@ export class EventBatch {
   lastUs = 0n;
   private payload: Buffer;
   private bytes = 0;
-  /** Per event: where its line ends in the payload, its session (index into `sessions`) and seq. */
+  /** Per event: where its row ends in the payload, its session (index into `sessions`) and seq. */
   private readonly ends: number[] = [];
   private readonly sessionOf: number[] = [];
   private readonly seqOf: number[] = [];
@@ -39,7 +39,7 @@ export class EventBatch {
     this.payload = reuse ?? Buffer.allocUnsafe(INITIAL_BYTES);
   }
 
-  /** The payload buffer for the next batch (`reusable`). Call only once this batch's lines are no longer used. */
+  /** The payload buffer for the next batch (`reusable`). Call only once this batch's rows are no longer used. */
   spentBuffer(): Buffer | undefined {
     return reusable(this.payload, this.bytes);
   }
@@ -48,9 +48,9 @@ export class EventBatch {
     return this.ends.length;
   }
 
-  /** Add one event; throws, adding nothing, when it cannot be stored (no body). */
+  /** Add one event; throws, adding nothing, when it cannot be stored (no body, a hash not 32 bytes). */
   add(ev: RecordingEvent): void {
-    this.addLine(ev.sessionId, Number(ev.seq), ev.timeUs, eventLine(ev));
+    this.addRow(ev.sessionId, Number(ev.seq), ev.timeUs, eventRow(ev));
     this.summaries.add(ev);
   }
 
@@ -58,8 +58,8 @@ export class EventBatch {
   addRead(ev: EncodedEvent): void {
     const { sessionId, seq, timeUs } = ev.env;
     this.place(sessionId, seq, timeUs);
-    this.reserve(encodedLineBytes(ev));
-    this.bytes = writeEncodedLine(ev, this.payload, this.bytes);
+    this.reserve(encodedRowBytes(ev));
+    this.bytes = writeEncodedRow(ev, this.payload, this.bytes);
     this.ends.push(this.bytes);
     if (ev.type === "command") this.summaries.addCommand(sessionId, seq, timeUs, ev.command, ev.decision);
     else this.summaries.addEvent(sessionId, seq, timeUs, ev.type === "result" && resultHasError(ev));
@@ -88,15 +88,14 @@ export class EventBatch {
     else this.add(RecordingEvent.decode(bytes));
   }
 
-  private addLine(sessionId: string, seq: number, timeUs: bigint, line: string): void {
+  private addRow(sessionId: string, seq: number, timeUs: bigint, row: Buffer): void {
     this.place(sessionId, seq, timeUs);
-    // A UTF-16 code unit takes at most 3 bytes in UTF-8.
-    this.reserve(line.length * 3);
-    this.bytes += this.payload.write(line, this.bytes);
+    this.reserve(row.length);
+    this.bytes += row.copy(this.payload, this.bytes);
     this.ends.push(this.bytes);
   }
 
-  /** Take in an event's session, seq and time; its line is written next. */
+  /** Take in an event's session, seq and time; its row is written next. */
   private place(sessionId: string, seq: number, timeUs: bigint): void {
     let index = this.sessionIndex.get(sessionId);
     if (index === undefined) {
@@ -126,9 +125,9 @@ export class EventBatch {
 
   /**
    * The insert payload: every event once, leaving out those `skip` says are stored (it gets
-   * `session\0seq`). Returns the lines and how many events they hold.
+   * `session\0seq`). Returns the rows and how many events they hold.
    */
-  lines(skip?: (key: string) => boolean): { payload: Buffer; events: number } {
+  rows(skip?: (key: string) => boolean): { payload: Buffer; events: number } {
     if (!skip && !this.repeats) return { payload: this.payload.subarray(0, this.bytes), events: this.ends.length };
     const parts: Buffer[] = [];
     const seen = new Set<string>();

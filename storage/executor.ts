@@ -17,26 +17,29 @@ export interface Executor {
    */
   insert(table: string, rows: readonly Record<string, unknown>[]): Promise<void>;
   /**
-   * Insert rows already serialized as JSONCompactEachRow: one JSON array a line, holding the values
-   * of `columns` in that order. The hot path (ingest), which builds each line once. A JSON object
-   * given for a String column is stored as its exact text (`JSON_OBJECTS_AS_STRINGS`). The lines
-   * are stored as given: a ReplacingMergeTree does not collapse repeated keys within the insert
-   * (`LINE_INSERT_SETTINGS`); the caller leaves them out, and merges collapse any across inserts.
+   * Insert rows already serialized in ClickHouse's RowBinary format, holding the values of
+   * `columns` in that order. The hot path (ingest), which writes each row once: ClickHouse reads
+   * binary rows for a third of the CPU that the same rows take as JSON text. The rows are stored as
+   * given: a ReplacingMergeTree does not collapse repeated keys within the insert
+   * (`ROW_INSERT_SETTINGS`); the caller leaves them out, and merges collapse any across inserts.
    */
-  insertLines(table: string, columns: readonly string[], lines: Uint8Array): Promise<void>;
+  insertRowBinary(table: string, columns: readonly string[], rows: Uint8Array): Promise<void>;
   close(): Promise<void>;
 }
 
-/** The settings of every `insertLines`: a JSON object for a String column is stored as its text. */
-export const JSON_OBJECTS_AS_STRINGS = { input_format_json_read_objects_as_strings: 1 } as const;
-
 /**
- * `insertLines`' settings. `optimize_on_insert` 0: ClickHouse does not run the table's merge
+ * `insertRowBinary`'s settings. `optimize_on_insert` 0: ClickHouse does not run the table's merge
  * (ReplacingMergeTree's collapse of repeated keys) over each inserted block. The recording store's
  * batches hold every event once (EventBatch leaves out repeats), so that pass found nothing and cost
  * ~10% of an insert's CPU (0.5–0.7 µs a row, ingest's 40,000-row inserts measured alone).
  */
-export const LINE_INSERT_SETTINGS = { ...JSON_OBJECTS_AS_STRINGS, optimize_on_insert: 0 } as const;
+export const ROW_INSERT_SETTINGS = { optimize_on_insert: 0 } as const;
+
+/** A column list of the store's own code (never of values) for an INSERT statement. */
+export function columnList(columns: readonly string[]): string {
+  for (const c of columns) if (!/^[a-z_][a-z0-9_]*$/.test(c)) throw new Error(`not a column name: ${c}`);
+  return columns.join(", ");
+}
 
 /** Rows as one JSONEachRow payload: one JSON object a line. */
 export function toJsonEachRow(rows: readonly Record<string, unknown>[]): string {

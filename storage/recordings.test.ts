@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { buffer } from "node:stream/consumers";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { bodyToJson, verifyChain } from "../lib/recording/chain.js";
@@ -500,7 +501,7 @@ storeTests("RecordingStore through @clickhouse/client (chDB as its connection)",
   const dir = mkdtempSync(join(tmpdir(), "vigil-store-client-"));
   // chdb/connection is typed against @clickhouse/client-common 1.23.0 and the client carries its own
   // copy of those types (1.23.1): the same at run time, two types to the compiler.
-  const connection = createChdbConnection({ path: dir }) as unknown as ClientConnection;
+  const connection = binaryBodies(createChdbConnection({ path: dir }) as unknown as ClientConnection, dir);
   const db = clickHouseExecutor(createClient({ connection }));
   return {
     db,
@@ -510,6 +511,26 @@ storeTests("RecordingStore through @clickhouse/client (chDB as its connection)",
     },
   };
 });
+
+/**
+ * chDB's connection passes an `exec` body to the engine inside the statement's text, which binary
+ * does not survive; a server reads it from the HTTP body as bytes. So an exec with a RowBinary body
+ * (the executor's `insertRowBinary`) reaches chDB here as the same statement and bytes, read from a
+ * file (`FROM INFILE`). Everything else goes through as it is.
+ */
+function binaryBodies(connection: ClientConnection, dir: string): ClientConnection {
+  let files = 0;
+  const exec = connection.exec.bind(connection);
+  connection.exec = async (params) => {
+    const insert = / FORMAT RowBinary$/.exec(params.query);
+    if (!insert || !params.values) return exec(params);
+    const file = join(dir, `body-${++files}.rowbinary`);
+    writeFileSync(file, await buffer(params.values as NodeJS.ReadableStream));
+    const query = `${params.query.slice(0, insert.index)} FROM INFILE '${file}' FORMAT RowBinary`;
+    return exec({ ...params, query, values: undefined });
+  };
+  return connection;
+}
 
 const serverUrl = process.env.CLICKHOUSE_URL;
 if (serverUrl) {

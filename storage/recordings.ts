@@ -4,7 +4,7 @@ import type { Executor } from "./executor.js";
 import { migrate } from "./migrate.js";
 import {
   clickhouseTime,
-  EVENT_LINE_COLUMNS,
+  EVENT_ROW_COLUMNS,
   isoTime,
   rowMatchesBody,
   rowToEvent,
@@ -138,9 +138,9 @@ export class RecordingStore {
   async insertBatch(batch: EventBatch, options: InsertOptions = {}): Promise<{ inserted: number; skipped: number }> {
     if (batch.size === 0) return { inserted: 0, skipped: 0 };
     const stored = options.mayBeStored === false ? undefined : await this.storedKeys(batch);
-    const { payload, events } = batch.lines(stored?.size ? (key) => stored.has(key) : undefined);
+    const { payload, events } = batch.rows(stored?.size ? (key) => stored.has(key) : undefined);
     await this.db.insert("sessions", batch.sessionRows());
-    await this.db.insertLines("events", EVENT_LINE_COLUMNS, payload);
+    await this.db.insertRowBinary("events", EVENT_ROW_COLUMNS, payload);
     return { inserted: events, skipped: batch.size - events };
   }
 

@@ -4,8 +4,8 @@ import { generateKey } from "../lib/keys.js";
 import { splitStatements } from "./migrate.js";
 import {
   clickhouseTime,
-  EVENT_LINE_COLUMNS,
-  eventLine,
+  EVENT_ROW_COLUMNS,
+  eventRow,
   eventToRow,
   isoTime,
   rowMatchesBody,
@@ -34,6 +34,42 @@ function stored(row: ReturnType<typeof eventToRow>): StoredEventRow {
   return { ...row, text: body.command?.text ?? "" };
 }
 
+/** One RowBinary row of EVENT_ROW_COLUMNS, read back (the test's own reader, after the format's spec). */
+function readRowBinary(row: Buffer): Record<string, unknown> {
+  let pos = 0;
+  const varint = () => {
+    let n = 0;
+    for (let shift = 0; ; shift += 7) {
+      const b = row[pos++]!;
+      n += (b & 0x7f) * 2 ** shift;
+      if (b < 0x80) return n;
+    }
+  };
+  const string = () => {
+    const length = varint();
+    pos += length;
+    return row.toString("utf8", pos - length, pos);
+  };
+  const bytes = (n: number) => row.toString("hex", pos, (pos += n));
+  const u32 = () => row.readUInt32LE((pos += 4) - 4);
+  const values = {
+    session_id: string(),
+    seq: row.readBigUInt64LE((pos += 8) - 8),
+    time: row.readBigInt64LE((pos += 8) - 8),
+    version: u32(),
+    type: string(),
+    command: u32(),
+    decision: string(),
+    rule: string(),
+    kinds: Array.from({ length: varint() }, string),
+    body: string(),
+    hash: bytes(32),
+    signature: bytes(varint()),
+  };
+  assert.equal(pos, row.length, "the row ends with its last column");
+  return values;
+}
+
 describe("storage rows", () => {
   it("rebuild every event exactly: the same hash from the stored columns", () => {
     let prev: Buffer = Buffer.alloc(32);
@@ -48,21 +84,31 @@ describe("storage rows", () => {
     }
   });
 
-  it("an insert line holds the row's values in EVENT_LINE_COLUMNS order", () => {
+  it("an insert row holds the event's values in EVENT_ROW_COLUMNS order, as RowBinary", () => {
     for (const ev of events) {
       const row = eventToRow(ev);
-      const line = eventLine(ev);
-      assert.ok(line.endsWith("]\n") && !line.slice(0, -1).includes("\n"), "one line");
-      const values = JSON.parse(line) as unknown[];
-      assert.deepEqual(
-        values.map((v, i) =>
-          EVENT_LINE_COLUMNS[i] === "time_us" ? String(v) : EVENT_LINE_COLUMNS[i] === "body" ? JSON.stringify(v) : v,
-        ),
-        EVENT_LINE_COLUMNS.map((c) => row[c]),
-      );
-      // The body's exact text, as an object: ClickHouse stores that text.
-      assert.ok(line.includes(`,${row.body},`));
+      const values = readRowBinary(eventRow(ev));
+      assert.deepEqual(Object.keys(values), [...EVENT_ROW_COLUMNS]);
+      assert.deepEqual(values, {
+        session_id: row.session_id,
+        seq: BigInt(row.seq),
+        time: BigInt(row.time_us),
+        version: row.version,
+        type: row.type,
+        command: row.command,
+        decision: row.decision,
+        rule: row.rule,
+        kinds: row.kinds,
+        body: row.body,
+        hash: row.hash_hex,
+        signature: row.signature_hex,
+      });
     }
+  });
+
+  it("refuses an event the table cannot hold", () => {
+    assert.throws(() => eventRow({ ...events[1]!, hash: Buffer.alloc(31) }), /hash of 31 bytes, not 32/);
+    assert.throws(() => eventRow({ ...events[1]!, body: undefined }), /has no body/);
   });
 
   it("derive the search columns from the body", () => {

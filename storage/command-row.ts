@@ -3,24 +3,25 @@ import { decisionToJSON, type Decision } from "../proto/gen/vigil/v1/recording.j
 import { markField, Reader, readValue, type Envelope, type Span } from "./event-bytes.js";
 import {
   ascii,
-  digits,
+  beginBody,
+  binaryAscii,
+  binaryList,
+  binaryString,
   endObject,
   filled,
-  lineBytes,
   listField,
   numberField,
+  rowBytes,
   stringField,
   writeHead,
-  writeList,
-  writeString,
   writeTail,
   writeValues,
-} from "./json-bytes.js";
+} from "./row-bytes.js";
 
 /**
  * A command event as ingest reads it from its protobuf bytes: the values its batch keeps (the
  * summary's command number and decision) and where each field's bytes are, from which
- * `writeCommandLine` writes the insert line.
+ * `writeCommandRow` writes its row of the insert.
  */
 export interface CommandEvent {
   type: "command";
@@ -43,8 +44,8 @@ const COMMAND_REPEATED = (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7);
 
 /**
  * A command body read straight from its protobuf bytes (storage/encoded-event.ts), for
- * `writeCommandLine`: no RecordingEvent, no proto3 JSON object, no strings. It takes only what it
- * reads exactly as the generic path (`RecordingEvent.decode`, `eventLine`) would: each field at most
+ * `writeCommandRow`: no RecordingEvent, no proto3 JSON object, no strings. It takes only what it
+ * reads exactly as the generic path (`RecordingEvent.decode`, `eventRow`) would: each field at most
  * once (repeated ones aside) and with its own wire type, no field it does not know, integers in
  * range, strings that are valid UTF-8. Anything else gives `undefined`, and the caller takes the
  * generic path. storage/encoded-event.test.ts compares both paths byte for byte.
@@ -112,28 +113,27 @@ export function readCommand(env: Envelope): CommandEvent | undefined {
   return ev;
 }
 
-/** The most bytes `writeCommandLine` writes for `ev`. */
-export function commandLineBytes(ev: CommandEvent): number {
-  // The line holds the rule and the kinds twice (as columns and in the body), every other string once.
-  return lineBytes(ev.env, 2 * (ev.env.body[1] - ev.env.body[0]));
+/** The most bytes `writeCommandRow` writes for `ev`. */
+export function commandRowBytes(ev: CommandEvent): number {
+  // The row holds the rule and the kinds twice (as columns and in the body), every other string once.
+  return rowBytes(ev.env, 2 * (ev.env.body[1] - ev.env.body[0]));
 }
 
 /**
- * Write `eventLine(RecordingEvent.decode(ev.env.data))` into `out` at `pos` (room: `commandLineBytes`);
- * returns where it ends. Strings are copied as their UTF-8 bytes, escaped as JSON.stringify
- * escapes them; the body's fields follow Command.toJSON (its order, defaults left out).
+ * Write `eventRow(RecordingEvent.decode(ev.env.data))` into `out` at `pos` (room: `commandRowBytes`);
+ * returns where it ends. Strings are copied as their UTF-8 bytes (in the body escaped as
+ * JSON.stringify escapes them); the body's fields follow Command.toJSON (its order, defaults left out).
  */
-export function writeCommandLine(ev: CommandEvent, out: Buffer, pos: number): number {
+export function writeCommandRow(ev: CommandEvent, out: Buffer, pos: number): number {
   const d = ev.env.data;
   pos = writeHead(ev.env, out, pos);
-  pos = ascii(out, pos, `"command",`);
-  pos = digits(out, pos, ev.command);
-  pos = ascii(out, pos, DECISION_COLUMN[ev.decision] ?? `,"${decisionName(ev.decision)}",`);
-  pos = writeString(d, ev.rule, out, pos);
-  out[pos++] = 0x2c; // ,
-  pos = writeList(d, ev.kinds, out, pos);
-  pos = ascii(out, pos, `,{"command":{`);
-  const bodyStart = pos;
+  pos = out.writeUInt32LE(ev.command, binaryAscii(out, pos, "command"));
+  pos = binaryAscii(out, pos, DECISION_COLUMN[ev.decision] ?? decisionName(ev.decision));
+  pos = binaryString(d, ev.rule, out, pos);
+  pos = binaryList(d, ev.kinds, out, pos);
+  const bodyAt = beginBody(out, pos);
+  pos = ascii(out, bodyAt, `{"command":{`);
+  const fieldsStart = pos;
   if (ev.command) pos = numberField(`"command":`, ev.command, out, pos);
   if (filled(ev.text)) pos = stringField(d, `"text":`, ev.text, out, pos);
   if (filled(ev.source)) pos = stringField(d, `"source":`, ev.source, out, pos);
@@ -144,13 +144,13 @@ export function writeCommandLine(ev: CommandEvent, out: Buffer, pos: number): nu
   if (ev.decision) pos = ascii(out, pos, DECISION_FIELD[ev.decision] ?? `"decision":"${decisionToJSON(ev.decision)}",`);
   if (filled(ev.rule)) pos = stringField(d, `"rule":`, ev.rule, out, pos);
   if (filled(ev.reason)) pos = stringField(d, `"reason":`, ev.reason, out, pos);
-  return writeTail(ev.env, out, endObject(bodyStart, pos));
+  return writeTail(ev.env, bodyAt, out, endObject(fieldsStart, pos));
 }
 
 /** The decision column and the body's decision field of the usual decisions, built once. */
 const DECISION_COLUMN: Record<number, string> = {};
 const DECISION_FIELD: Record<number, string> = {};
 for (const d of [0, 1, 2, 3] as Decision[]) {
-  DECISION_COLUMN[d] = `,"${decisionName(d)}",`;
+  DECISION_COLUMN[d] = decisionName(d);
   DECISION_FIELD[d] = `"decision":"${decisionToJSON(d)}",`;
 }

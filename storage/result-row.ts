@@ -2,22 +2,24 @@ import { streamToJSON, type Stream } from "../proto/gen/vigil/v1/recording.js";
 import { markField, Reader, readValue, type Envelope, type Span } from "./event-bytes.js";
 import {
   ascii,
+  beginBody,
+  binaryAscii,
   digits,
   endObject,
   filled,
-  lineBytes,
   listField,
   numberField,
+  rowBytes,
   stringField,
   writeHead,
   writeTail,
   writeValues,
-} from "./json-bytes.js";
+} from "./row-bytes.js";
 
 /**
- * Result and output events read straight from their protobuf bytes, as storage/command-line.ts reads
+ * Result and output events read straight from their protobuf bytes, as storage/command-row.ts reads
  * commands and with the same rule: only what it reads exactly as `RecordingEvent.decode` and
- * `eventLine` would (each field once, repeated ones aside, with its own wire type, no unknown field,
+ * `eventRow` would (each field once, repeated ones aside, with its own wire type, no unknown field,
  * integers below 2^53 and not negative, valid UTF-8); anything else gives `undefined` and takes the
  * generic path. A pgbench statement records a command and a result: together most of what
  * PostgreSQL sessions store.
@@ -179,15 +181,16 @@ export function readOutput(env: Envelope): OutputEvent | undefined {
   return ev;
 }
 
-/** The most bytes `writeResultLine` or `writeOutputLine` writes for `ev`: each string once. */
-export function resultLineBytes(ev: ResultEvent | OutputEvent): number {
-  return lineBytes(ev.env, ev.env.body[1] - ev.env.body[0]);
+/** The most bytes `writeResultRow` or `writeOutputRow` writes for `ev`: each string once. */
+export function resultRowBytes(ev: ResultEvent | OutputEvent): number {
+  return rowBytes(ev.env, ev.env.body[1] - ev.env.body[0]);
 }
 
-/** `eventLine(RecordingEvent.decode(ev.env.data))` of a result event; the body as Result.toJSON writes it. */
-export function writeResultLine(ev: ResultEvent, out: Buffer, pos: number): number {
+/** `eventRow(RecordingEvent.decode(ev.env.data))` of a result event; the body as Result.toJSON writes it. */
+export function writeResultRow(ev: ResultEvent, out: Buffer, pos: number): number {
   const d = ev.env.data;
-  pos = columns(ev.env, "result", ev.command, out, pos);
+  const bodyAt = columns(ev.env, "result", ev.command, out, pos);
+  pos = ascii(out, bodyAt, `{"result":{`);
   const bodyStart = pos;
   if (ev.command) pos = numberField(`"command":`, ev.command, out, pos);
   if (filled(ev.tag)) pos = stringField(d, `"tag":`, ev.tag, out, pos);
@@ -218,23 +221,30 @@ export function writeResultLine(ev: ResultEvent, out: Buffer, pos: number): numb
     if (filled(ev.error.message)) pos = stringField(d, `"message":`, ev.error.message, out, pos);
     pos = ascii(out, endObject(errorStart, pos), "},");
   }
-  return writeTail(ev.env, out, endObject(bodyStart, pos));
+  return writeTail(ev.env, bodyAt, out, endObject(bodyStart, pos));
 }
 
-/** `eventLine(RecordingEvent.decode(ev.env.data))` of an output event; the body as Output.toJSON writes it. */
-export function writeOutputLine(ev: OutputEvent, out: Buffer, pos: number): number {
-  pos = columns(ev.env, "output", ev.command, out, pos);
+/** `eventRow(RecordingEvent.decode(ev.env.data))` of an output event; the body as Output.toJSON writes it. */
+export function writeOutputRow(ev: OutputEvent, out: Buffer, pos: number): number {
+  const bodyAt = columns(ev.env, "output", ev.command, out, pos);
+  pos = ascii(out, bodyAt, `{"output":{`);
   const bodyStart = pos;
   if (ev.command) pos = numberField(`"command":`, ev.command, out, pos);
   if (ev.stream) pos = ascii(out, pos, STREAM_FIELD[ev.stream] ?? `"stream":"${streamToJSON(ev.stream)}",`);
   if (filled(ev.data)) pos = stringField(ev.env.data, `"data":`, ev.data, out, pos);
-  return writeTail(ev.env, out, endObject(bodyStart, pos));
+  return writeTail(ev.env, bodyAt, out, endObject(bodyStart, pos));
 }
 
-/** The line up to the body's first field, for a type whose derived columns are its command alone. */
+/**
+ * The row up to its body, for a type whose derived columns are its command alone (no decision, rule
+ * or kinds). Returns where the body's JSON starts (`beginBody`).
+ */
 function columns(env: Envelope, type: "result" | "output", command: number, out: Buffer, pos: number): number {
-  pos = digits(out, ascii(out, writeHead(env, out, pos), `"${type}",`), command);
-  return ascii(out, pos, `,"","",[],{"${type}":{`);
+  pos = out.writeUInt32LE(command, binaryAscii(out, writeHead(env, out, pos), type));
+  out[pos++] = 0; // decision ""
+  out[pos++] = 0; // rule ""
+  out[pos++] = 0; // kinds []
+  return beginBody(out, pos);
 }
 
 /** `"name":"123",`: a uint64 as proto3 JSON writes it (a string). */
