@@ -3,7 +3,7 @@
 // would insert. `flock /tmp/vigil-bench.lock node --import tsx bench/store-probe.ts`; STORE_VARIANTS is
 // `batchMs|sql@sql;…` (the SQL runs after migration, e.g. an ALTER to try), STORE_RATE events/s,
 // STORE_SECONDS, STORE_ROUNDS. Each variant runs in a process of its own (chDB binds one data dir each).
-// `build` is the CPU of building the batches' insert lines (EventBatch), part of `during`; both are
+// `build` is the CPU of building the batches' insert rows (EventBatch), part of `during`; both are
 // process-wide, so chDB's background threads (merges) inflate them a little.
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
