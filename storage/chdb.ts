@@ -1,5 +1,5 @@
 import { mkdirSync, readdirSync, rmSync } from "node:fs";
-import { rm, writeFile } from "node:fs/promises";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { threadId } from "node:worker_threads";
 import { VigilError } from "../lib/errors.js";
@@ -106,6 +106,8 @@ class ChdbExecutor implements Executor {
   private async insertFile(table: string, columns: readonly string[], rows: Uint8Array): Promise<void> {
     const file = join(this.inserts, `${process.pid}-${threadId}-${++insertFiles}.rowbinary`);
     try {
+      // Made again if someone removed it while the store was open: one call per insert.
+      await mkdir(this.inserts, { recursive: true, mode: 0o700 });
       await writeFile(file, rows, { mode: 0o600 });
       await this.session.queryAsync(
         `INSERT INTO ${table} (${columnList(columns)}) FROM INFILE ${stringLiteral(file)} ` +
