@@ -53,7 +53,10 @@ function closeString(out: Buffer, start: number, end: number): number {
   return at + size + length;
 }
 
-/** Room for a row, with `bodyBytes` protobuf bytes of strings written `times` times. */
+/**
+ * Room for a row whose body has `bodyBytes` protobuf bytes (a caller that writes some of its strings
+ * twice, as a column and in the body, counts them twice).
+ */
 export function rowBytes(ev: Envelope, bodyBytes: number): number {
   // In the body's JSON a string byte becomes at most six (\u00XX), and so does the one-byte tag and
   // length of an empty string or message ('"",' and '{},' take three); binary columns hold a string
