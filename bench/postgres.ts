@@ -508,51 +508,66 @@ async function measureRounds(endpoints: Endpoint[]): Promise<Map<Endpoint["key"]
 const fmt = (n: number, digits = 3) => n.toFixed(digits);
 const list = (xs: number[], digits: number) => xs.map((x) => fmt(x, digits)).join(", ");
 
-function rows(label: string, direct: Runs, via: Runs): BenchRow[] {
+/**
+ * The five measurements of a path next to direct (medians of the rounds), each with Vigil's target
+ * for it and whether `via` met it.
+ */
+function measurements(label: string, direct: Runs, via: Runs): (BenchRow & { target: string })[] {
   const verdict = (ok: boolean) => (ok ? "met" : "missed");
-  const ratioRow = (metric: string, d: number, v: number, unit: string, better: "higher" | "lower", target: string) =>
-    ({ metric: `${label}: ${metric}`, direct: d, vigil: v, unit, ratio: v / d, better, target }) satisfies BenchRow;
-  const simple = [median(direct.simple.map((r) => r.tps)), median(via.simple.map((r) => r.tps))] as const;
-  const prepared = [median(direct.prepared.map((r) => r.tps)), median(via.prepared.map((r) => r.tps))] as const;
-  const p50 = [median(direct.p50), median(via.p50)] as const;
-  const p99 = [median(direct.p99), median(via.p99)] as const;
-  const wide = [median(direct.wide.map((r) => r.seconds)), median(via.wide.map((r) => r.seconds))] as const;
+  const row = (
+    metric: string,
+    pick: (r: Runs) => number[],
+    unit: string,
+    better: "higher" | "lower",
+    target: (d: number, v: number) => string,
+  ) => {
+    const d = median(pick(direct));
+    const v = median(pick(via));
+    return { metric: `${label}: ${metric}`, direct: d, vigil: v, unit, ratio: v / d, better, target: target(d, v) };
+  };
   return [
-    ratioRow(
+    row(
       `pgbench -S simple, ${PGBENCH_CLIENTS} clients`,
-      ...simple,
+      (r) => r.simple.map((x) => x.tps),
       "tps",
       "higher",
-      `≥ 0.5× direct: ${verdict(simple[1] / simple[0] >= 0.5)}`,
+      (d, v) => `≥ 0.5× direct: ${verdict(v / d >= 0.5)}`,
     ),
-    ratioRow(
+    row(
       `pgbench -S prepared, ${PGBENCH_CLIENTS} clients`,
-      ...prepared,
+      (r) => r.prepared.map((x) => x.tps),
       "tps",
       "higher",
-      `≥ 0.6× direct: ${verdict(prepared[1] / prepared[0] >= 0.6)}`,
+      (d, v) => `≥ 0.6× direct: ${verdict(v / d >= 0.6)}`,
     ),
-    ratioRow(
+    row(
       "SELECT 1 p50, 1 client",
-      ...p50,
+      (r) => r.p50,
       "ms",
       "lower",
-      `added ≤ 0.3 ms: +${fmt(p50[1] - p50[0])} ms, ${verdict(p50[1] - p50[0] <= 0.3)}`,
+      (d, v) => `added ≤ 0.3 ms: +${fmt(v - d)} ms, ${verdict(v - d <= 0.3)}`,
     ),
-    ratioRow(
+    row(
       "SELECT 1 p99, 1 client",
-      ...p99,
+      (r) => r.p99,
       "ms",
       "lower",
-      `added ≤ 1.5 ms: +${fmt(p99[1] - p99[0])} ms, ${verdict(p99[1] - p99[0] <= 1.5)}`,
+      (d, v) => `added ≤ 1.5 ms: +${fmt(v - d)} ms, ${verdict(v - d <= 1.5)}`,
     ),
-    ratioRow(
+    row(
       "1M rows × 10 columns, psql",
-      ...wide,
+      (r) => r.wide.map((x) => x.seconds),
       "s",
       "lower",
-      `≤ 1.5× direct: ${verdict(wide[1] / wide[0] <= 1.5)}`,
+      (d, v) => `≤ 1.5× direct: ${verdict(v / d <= 1.5)}`,
     ),
+  ];
+}
+
+/** Vigil's rows: the measurements with their targets, and the process's peak memory. */
+function rows(label: string, direct: Runs, via: Runs): BenchRow[] {
+  return [
+    ...measurements(label, direct, via),
     {
       metric: `${label}: vigil peak RSS (VmHWM) after the 1M-row select`,
       direct: null,
@@ -566,34 +581,7 @@ function rows(label: string, direct: Runs, via: Runs): BenchRow[] {
 
 /** A reference path next to direct: the same measurements, no targets (they are Vigil's). */
 function referenceRows(label: string, direct: Runs, ref: Runs): BenchRow[] {
-  const row = (metric: string, d: number, v: number, unit: string, better: "higher" | "lower") =>
-    ({ metric: `${label}: ${metric}`, direct: d, vigil: v, unit, ratio: v / d, better }) satisfies BenchRow;
-  const m = (xs: number[]) => median(xs);
-  return [
-    row(
-      `pgbench -S simple, ${PGBENCH_CLIENTS} clients`,
-      m(direct.simple.map((r) => r.tps)),
-      m(ref.simple.map((r) => r.tps)),
-      "tps",
-      "higher",
-    ),
-    row(
-      `pgbench -S prepared, ${PGBENCH_CLIENTS} clients`,
-      m(direct.prepared.map((r) => r.tps)),
-      m(ref.prepared.map((r) => r.tps)),
-      "tps",
-      "higher",
-    ),
-    row("SELECT 1 p50, 1 client", m(direct.p50), m(ref.p50), "ms", "lower"),
-    row("SELECT 1 p99, 1 client", m(direct.p99), m(ref.p99), "ms", "lower"),
-    row(
-      "1M rows × 10 columns, psql",
-      m(direct.wide.map((r) => r.seconds)),
-      m(ref.wide.map((r) => r.seconds)),
-      "s",
-      "lower",
-    ),
-  ];
+  return measurements(label, direct, ref).map(({ target: _target, ...row }) => row);
 }
 
 /** Every run's numbers, so a reader sees the spread behind each median. */
